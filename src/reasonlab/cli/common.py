@@ -1,0 +1,50 @@
+"""Small helpers shared by CLI commands: friendly errors and summary printing."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def friendly_errors():
+    """Turn our own validation errors into one red line and exit code 2 (no traceback)."""
+    from reasonlab.config import ConfigError
+    from reasonlab.models import ModelError
+    from reasonlab.registry import RegistryError
+
+    known: tuple[type[BaseException], ...] = (ConfigError, ModelError, RegistryError,
+                                              FileNotFoundError)
+    try:
+        from reasonlab.tasks.errors import DataError  # noqa: PLC0415
+        known += (DataError,)
+    except ImportError:
+        pass
+    try:
+        yield
+    except known as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def print_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary.get('task')} · {summary.get('model')}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.get("metrics", {}).items():
+        table.add_row(key, f"{value:.3f}")
+    for key in ("problems", "tokens_generated", "wall_s"):
+        if key in summary:
+            table.add_row(key, str(summary[key]))
+    Console().print(table)
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, indent=2)

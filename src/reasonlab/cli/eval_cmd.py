@@ -1,0 +1,58 @@
+"""``reasonlab eval``: sample a model on a task and write samples.jsonl + summary.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reasonlab.cli.common import friendly_errors, print_summary
+
+
+def eval_command(
+    model: str = typer.Option("smollm2-135m", help="Embedded name, HF dir, hub id or .gguf."),
+    task: str = typer.Option(..., help="Task name (arith, countdown, gsm8k, math500, jsonl, ...)."),
+    out: Path = typer.Option(..., help="Run directory; re-running with it resumes."),
+    split: str = typer.Option("test"),
+    limit: Optional[int] = typer.Option(None, help="First N problems only."),
+    n: int = typer.Option(1, help="Samples per problem (pass@n, maj@n)."),
+    temperature: Optional[float] = typer.Option(None, help="Default: 0 for n=1, else 0.7."),
+    top_p: float = typer.Option(1.0),
+    max_new_tokens: int = typer.Option(256),
+    prompt: str = typer.Option("r1", help="Prompt format: r1 | cot | plain."),
+    seed: int = typer.Option(0),
+    data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
+    question_field: Optional[str] = typer.Option(None),
+    answer_field: Optional[str] = typer.Option(None),
+    backend: str = typer.Option("hf", help="Generation backend: hf | vllm | openai."),
+    base_url: Optional[str] = typer.Option(None, help="Server URL for the openai backend."),
+    dtype: Optional[str] = typer.Option(None, help="auto | bf16 | fp32 (hf backend)."),
+) -> None:
+    """Evaluate MODEL on TASK: pass@1, unbiased pass@n, maj@n, format rate, tokens spent."""
+    from reasonlab.backends import make_backend
+    from reasonlab.eval.runner import evaluate
+    from reasonlab.prompts import PROMPTS
+    from reasonlab.tasks.base import get_task
+    from reasonlab.types import SamplingParams
+
+    with friendly_errors():
+        PROMPTS.get(prompt)
+        the_task = get_task(task, data=data, question_field=question_field,
+                            answer_field=answer_field)
+        problems = the_task.load(split, limit)
+        options = {"dtype": dtype} if backend == "hf" else {}
+        if base_url:
+            options["base_url"] = base_url
+        generator = make_backend(backend, model, **options)
+    temp = temperature if temperature is not None else (0.0 if n == 1 else 0.7)
+    params = SamplingParams(n=n, temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens,
+                            seed=seed)
+    summary = evaluate(generator, the_task, problems, prompt_format=prompt, params=params,
+                       out_dir=out, model_name=model)
+    print_summary(summary)
+    typer.echo(f"wrote {out / 'summary.json'} and {out / 'samples.jsonl'}")
+
+
+def register(app: typer.Typer, train_app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

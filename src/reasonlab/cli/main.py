@@ -1,0 +1,36 @@
+"""The ``reasonlab`` console command. Each command lives in its own small module exposing
+``register(app, train_app)``; this file only collects them."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+app = typer.Typer(help="reasonlab: build, improve and evaluate reasoning language models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+train_app = typer.Typer(help="Train a model (grpo, prm, ...).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+# One module per command (or small group); add yours here.
+COMMAND_MODULES = [
+    "reasonlab.cli.eval_cmd",
+]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app, train_app)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

