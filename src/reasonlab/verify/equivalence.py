@@ -1,0 +1,88 @@
+"""Is a predicted answer equivalent to the reference? Never raises, never hangs.
+
+Order of checks (cheap first):
+1. normalised string equality;
+2. both parse as numbers (thousands separators, ``$``, ``%``, ``\\frac{a}{b}``, ``a/b``, ``\\text{}``
+   units stripped) -> equal within a relative tolerance; a number against a number is decisive;
+3. otherwise math-verify (symbolic LaTeX/expressions) in a separate worker process with a hard
+   wall-clock limit (``mv_worker.py``): sympy can take minutes on hostile input, and neither
+   ``signal.alarm`` (main thread only) nor threads can stop it, but a process can be killed.
+Returns True/False, or None when it cannot judge (input too long, timeout, worker failure).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from reasonlab.verify.mv_worker import verify_in_worker
+
+MAX_CHARS = 1000
+REL_TOL = 1e-6
+
+_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_FRAC = re.compile(r"^(-?)\\[dt]?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}$")
+_FRAC_SHORT = re.compile(r"^(-?)\\[dt]?frac(\d)(\d)$")
+_PLAIN_NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
+
+
+def normalize(ans: str) -> str:
+    s = ans.strip()
+    s = _TEXT.sub(r"\1", s)
+    s = s.replace("\\!", "").replace("\\,", "").replace("\\ ", "").replace("\\left", "")
+    s = s.replace("\\right", "").replace("\\$", "").replace("$", "").replace("^\\circ", "")
+    s = s.replace("^{\\circ}", "").replace("\\%", "%")
+    s = s.strip().rstrip(".").strip()
+    s = re.sub(r"\s+", " ", s)
+    return s
+
+
+def to_number(ans: str) -> float | None:
+    """Parse plain numbers, thousands separators, percentages and simple fractions."""
+    s = normalize(ans).replace(" ", "")
+    if s.endswith("%"):
+        s = s[:-1]
+    if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?", s):
+        s = s.replace(",", "")
+    m = _FRAC.match(s) or _FRAC_SHORT.match(s)
+    if m:
+        sign, a, b = m.groups()
+        return _div(a, b, sign)
+    if s.count("/") == 1:
+        a, b = s.split("/")
+        if _PLAIN_NUM.match(a) and _PLAIN_NUM.match(b):
+            return _div(a, b, "")
+    if _PLAIN_NUM.match(s):
+        try:
+            return float(s)
+        except ValueError:
+            return None
+    return None
+
+
+def _div(a: str, b: str, sign: str) -> float | None:
+    try:
+        value = float(a) / float(b)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return -value if sign else value
+
+
+def is_equivalent(pred: str | None, ref: str | None, *, timeout_s: float = 2.0) -> bool | None:
+    """True/False when judged, None when it cannot judge. A missing prediction is wrong."""
+    try:
+        if pred is None:
+            return False
+        if ref is None or len(pred) > MAX_CHARS or len(ref) > MAX_CHARS:
+            return None
+        p, r = normalize(pred), normalize(ref)
+        if p == r or p.lower() == r.lower():
+            return True
+        pn, rn = to_number(p), to_number(r)
+        if pn is not None and rn is not None:
+            return math.isclose(pn, rn, rel_tol=REL_TOL, abs_tol=1e-9)
+        if rn is not None and re.fullmatch(r"[-+\d.,\s]+", p):
+            return False  # a malformed number against a number: wrong, no need for sympy
+        return verify_in_worker(p, r, timeout_s)
+    except Exception:  # noqa: BLE001 - a verifier never raises
+        return None
