@@ -1,0 +1,10 @@
+"""The field's algorithms as pure, registered tensor functions: advantages, policy losses, KL.
+
+The trainer looks each one up by name in exactly one place and never special-cases a name.
+"""
+
+from reasonlab.algos.advantages import ADVANTAGES
+from reasonlab.algos.kl import KL_ESTIMATORS
+from reasonlab.algos.losses import AGGREGATIONS, clipped_policy_loss
+
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "clipped_policy_loss"]
