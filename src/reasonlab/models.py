@@ -156,6 +156,13 @@ def _drop_quantizer_marks(model) -> None:
                 pass
 
 
+def _quiet_transformers() -> None:
+    """Per-file progress bars of transformers would drown our own progress display."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_tokenizer(spec: str):
     from transformers import AutoTokenizer
 
@@ -175,6 +182,7 @@ def load(spec: str, *, dtype: str | torch.dtype | None = None, device: str = "cp
     """Load ``(model, tokenizer)``. ``lora`` attaches fresh peft adapters (base weights frozen)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _quiet_transformers()
     path = resolve(spec)
     torch_dtype = resolve_dtype(dtype, device)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
@@ -203,6 +211,7 @@ def unwrap(model):
 def save(model, tokenizer, path: str | Path, *, merge_lora: bool = True) -> Path:
     """Save in plain HF format, atomically (temp dir + rename). LoRA is merged into a copy, so
     the result loads with ``AutoModelForCausalLM.from_pretrained`` and no peft."""
+    _quiet_transformers()
     path = Path(path)
     model = unwrap(model)
     if merge_lora and hasattr(model, "merge_and_unload"):

@@ -16,6 +16,7 @@ app.add_typer(train_app, name="train")
 # One module per command (or small group); add yours here.
 COMMAND_MODULES = [
     "reasonlab.cli.eval_cmd",
+    "reasonlab.cli.train_grpo",
 ]
 
 for _name in COMMAND_MODULES:

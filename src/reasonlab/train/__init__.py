@@ -1,0 +1,1 @@
+"""Trainers: small loops over algos + backends, on accelerate."""
