@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from reasonlab.types import Completion, Problem, SamplingParams, Score
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SUPPORT = str(Path(__file__).parent / "support")  # toy plugins, importable here and in subprocesses
+sys.path.insert(0, SUPPORT)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SUPPORT, os.environ.get("PYTHONPATH")]))
 
 
 class ScriptedGenerator:

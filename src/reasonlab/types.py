@@ -56,7 +56,10 @@ class Sample:
 
     @property
     def text(self) -> str:
-        return self.completion.text
+        """The whole assistant response: the prompt's assistant pre-fill, if any, + completion."""
+        from reasonlab.prompts import response_prefix
+
+        return response_prefix(self.prompt) + self.completion.text
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ of them calls transformers, vLLM or HTTP directly.
 Contract
 - ``generate(prompts, params) -> list[list[Completion]]``: one inner list per prompt with
   ``params.n`` completions. A prompt is raw text (already templated) or chat messages, which the
-  backend renders with the model's chat template (add_generation_prompt=True).
+  backend renders with the model's chat template (add_generation_prompt=True); a final
+  assistant message is a pre-fill the completion continues (its text is not repeated).
 - Completions carry token ids and per-token sampling logprobs where the backend has them
   (``hf`` and ``vllm`` do; ``openai`` when the server returns them).
 - ``sync_weights()``: trainers call it after each optimizer step; a backend that caches a

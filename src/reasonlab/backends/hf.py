@@ -16,6 +16,7 @@ from reasonlab.backends.base import BACKENDS
 from reasonlab.backends.decode import StopChecker, decode
 from reasonlab.backends.fast_llama import FastLlama, base_model, supports
 from reasonlab.models import prepare_tokenizer, resolve_dtype
+from reasonlab.prompts import render_chat
 from reasonlab.types import Completion, Prompt, SamplingParams
 
 
@@ -47,7 +48,7 @@ class HFGenerator:
     def encode(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
             return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        text = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        text = render_chat(self.tokenizer, prompt)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:

@@ -63,6 +63,8 @@ class OpenAIGenerator:
         chat = not isinstance(prompt, str)
         if chat:
             body.update(messages=prompt, logprobs=True)
+            if prompt and prompt[-1].get("role") == "assistant":  # a pre-fill to continue (vLLM, SGLang)
+                body.update(continue_final_message=True, add_generation_prompt=False)
             data = self._post("/chat/completions", body)
         else:
             body.update(prompt=prompt, logprobs=1)

@@ -40,11 +40,12 @@ def evaluate(generator, task, problems: list[Problem], *, prompt_format: str,
             outputs = generator.generate(prompts, params)
             rows = []
             for problem, prompt, completions in zip(chunk, prompts, outputs):
-                scores = list(pool.map(lambda c, p=problem: task.score(p, c.text), completions))
+                prefix = prompt_formats.response_prefix(prompt)
+                scores = list(pool.map(lambda c, p=problem: task.score(p, prefix + c.text), completions))
                 for j, (c, s) in enumerate(zip(completions, scores)):
                     rows.append({
                         "problem_id": problem.id, "sample_index": j, "prompt": prompt,
-                        "completion": c.text, "extracted": s.extracted, "correct": s.correct,
+                        "completion": prefix + c.text, "extracted": s.extracted, "correct": s.correct,
                         "reference": problem.answer, "tokens": c.num_tokens,
                         "finish_reason": c.finish_reason,
                     })

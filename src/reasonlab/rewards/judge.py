@@ -18,7 +18,7 @@ JUDGE_PROMPT = (
     "'VERDICT: no'."
 )
 DEFAULT_CRITERION = "Is the response's final answer correct and is its reasoning sound?"
-_VERDICT = re.compile(r"verdict\s*:\s*(yes|no)\b|^\s*(yes|no)\b", re.IGNORECASE | re.MULTILINE)
+_VERDICT = re.compile(r"verdict\s*:\s*(yes|no)\b|^\s*(yes|no)[.!]?\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_verdict(text: str) -> float | None:

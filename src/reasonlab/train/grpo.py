@@ -32,7 +32,7 @@ from reasonlab.eval.progress import progress_bar
 from reasonlab.tasks.base import get_task
 from reasonlab.train import checkpoint as ckpt
 from reasonlab.train.grpo_config import GRPOConfig
-from reasonlab.train.policy import build_batch, completion_logprobs
+from reasonlab.train.policy import shared_prefix_logprobs
 from reasonlab.train.rollout import ProblemStream, Rollout, collect
 from reasonlab.train.signals import reflection_rate
 
@@ -128,7 +128,7 @@ class GRPOTrainer:
             while self.step < cfg.steps:
                 metrics = self.train_step()
                 bar.advance(job)
-                bar.update(job, description=f"grpo reward {metrics['reward']:.2f} acc {metrics['accuracy']:.2f}")
+                bar.update(job, description=f"grpo reward {_fmt(metrics['reward'])} acc {_fmt(metrics['accuracy'])}")
                 if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == cfg.steps):
                     self.save()
         if self.tb is not None:
@@ -151,7 +151,7 @@ class GRPOTrainer:
     def update(self, roll: Rollout) -> dict[str, float]:
         cfg, acc = self.cfg, self.acc
         idx = [i for i, keep in enumerate(roll.in_loss) if keep]
-        idx.sort(key=lambda i: roll.samples[i].completion.num_tokens)  # similar lengths together
+        # rollout order keeps each prompt's group together, so a micro-batch shares prompts
         mb = cfg.optim.micro_batch
         chunks = [idx[i:i + mb] for i in range(0, len(idx), mb)]
         n_chunks = int(acc.gather(torch.tensor([len(chunks)], device=acc.device)).max())
@@ -164,11 +164,11 @@ class GRPOTrainer:
         old = [None] * len(batches)
         if cfg.algo.mu > 1:  # importance ratios need the pre-update log-probs
             with torch.no_grad():
-                old = [completion_logprobs(self.model, b, self.dtype)[0] for b, _ in batches]
+                old = [self._logprobs(self.model, b)[0] for b in batches]
         ref = [None] * len(batches)
         if self.ref is not None:
             with torch.no_grad():
-                ref = [completion_logprobs(self.ref, b, self.dtype)[0] for b, _ in batches]
+                ref = [self._logprobs(self.ref, b)[0] for b in batches]
         sums = {"loss": 0.0, "clip": 0.0, "kl": 0.0, "entropy": 0.0, "tokens": 0.0}
         for _ in range(cfg.algo.mu):
             for j in range(n_chunks):
@@ -176,15 +176,15 @@ class GRPOTrainer:
                 ctx = acc.no_sync(self.model) if not last else _null()
                 with ctx:
                     if j < len(batches):
-                        (b, adv), mask = batches[j], batches[j][0].mask.to(acc.device)
-                        logp, ent = completion_logprobs(self.model, b, self.dtype, with_entropy=True)
+                        logp, ent, mask = self._logprobs(self.model, batches[j], with_entropy=True)
+                        adv = batches[j][2]
                         old_lp = old[j] if old[j] is not None else logp.detach()
                         tok_loss, clipped = clipped_policy_loss(logp, old_lp, adv.to(acc.device),
                                                                 cfg.algo.clip_low, cfg.algo.clip_high)
                         if ref[j] is not None:
                             kl = kl_fn(logp, ref[j])
                             tok_loss = tok_loss + cfg.algo.beta * kl
-                            sums["kl"] += float((kl * mask).sum())
+                            sums["kl"] += float((kl.detach() * mask).sum())
                         loss = agg(tok_loss, mask, norm) * acc.num_processes
                         sums["loss"] += float(loss.detach()) / acc.num_processes
                         sums["clip"] += float((clipped * mask).sum())
@@ -205,9 +205,13 @@ class GRPOTrainer:
 
     def _batch(self, roll: Rollout, chunk: list[int]):
         samples = [roll.samples[i] for i in chunk]
-        b = build_batch([s.completion.prompt_token_ids for s in samples],
-                        [s.completion.token_ids for s in samples], self.tokenizer.pad_token_id)
-        return b, torch.tensor([roll.advantages[i] for i in chunk], dtype=torch.float32)
+        return ([s.completion.prompt_token_ids for s in samples], [s.completion.token_ids for s in samples],
+                torch.tensor([roll.advantages[i] for i in chunk], dtype=torch.float32))
+
+    def _logprobs(self, model, batch, with_entropy: bool = False):
+        prompts, completions, _ = batch
+        return shared_prefix_logprobs(model, prompts, completions, self.tokenizer.pad_token_id,
+                                      self.dtype, with_entropy)
 
     # ---- metrics -----------------------------------------------------------------------
     def _metrics(self, roll: Rollout, stats: dict[str, float], t0: float, t1: float) -> dict[str, Any]:
@@ -257,6 +261,10 @@ class GRPOTrainer:
             for s, r in list(zip(roll.samples, roll.rewards))[: self.cfg.log_samples]:
                 f.write(json.dumps({"step": metrics["step"], "problem_id": s.problem.id,
                                     "completion": s.text, "reward": r}) + "\n")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 class _null:

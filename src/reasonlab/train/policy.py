@@ -57,3 +57,67 @@ def completion_logprobs(model, batch: SeqBatch, autocast_dtype: torch.dtype | No
         with torch.no_grad():
             entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
+
+
+def _cache_kwarg(model) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both."""
+    import inspect
+
+    from reasonlab.backends.fast_llama import base_model
+
+    params = inspect.signature(base_model(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: list[tuple[int, ...]],
+                           pad_id: int, autocast_dtype: torch.dtype | None, with_entropy: bool = False
+                           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Like ``completion_logprobs`` but each distinct prompt is run once, not once per sample.
+
+    GRPO samples G completions per prompt; the R1 prompt is often longer than the answer, so
+    re-running it G times dominates the cost. Here the U distinct prompts go through the model
+    once (with gradient), their K/V are repeated for the rows that share them, and the
+    completions attend to that cache. The gradient is exact: it flows back through the shared
+    K/V into the single prompt pass. Returns (logp (B, C), entropy or None, mask (B, C)).
+    """
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    uniq: dict[tuple[int, ...], int] = {}
+    owner = [uniq.setdefault(tuple(p), len(uniq)) for p in prompts]
+    plist = list(uniq)
+    P, C, B = max(map(len, plist)), max(1, max(map(len, completions))), len(prompts)
+    ids_p = torch.full((len(plist), P), pad_id, dtype=torch.long)
+    attn_p = torch.zeros((len(plist), P), dtype=torch.long)
+    for i, p in enumerate(plist):
+        ids_p[i, P - len(p):] = torch.tensor(p)
+        attn_p[i, P - len(p):] = 1
+    pos_p = (attn_p.cumsum(-1) - 1).clamp(min=0)
+    ids_c = torch.full((B, C), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, C), dtype=torch.float32)
+    for i, c in enumerate(completions):
+        if c:
+            ids_c[i, :len(c)] = torch.tensor(c)
+            mask[i, :len(c)] = 1
+    rows = torch.tensor(owner)
+    plen = attn_p.sum(-1)[rows]
+    pos_c = plen[:, None] + torch.arange(C)[None]
+    attn = torch.cat([attn_p[rows], torch.ones(B, C, dtype=torch.long)], dim=1)
+    enabled = autocast_dtype is not None and autocast_dtype != torch.float32
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
+        out_p = model(input_ids=ids_p.to(device), attention_mask=attn_p.to(device),
+                      position_ids=pos_p.to(device), use_cache=True, logits_to_keep=1)
+        r = rows.to(device)
+        past = getattr(out_p, "cache", None) or out_p.past_key_values
+        cache = DynamicCache(ddp_cache_data=[(layer.keys.index_select(0, r), layer.values.index_select(0, r))
+                                             for layer in past.layers])
+        out_c = model(input_ids=ids_c.to(device), attention_mask=attn.to(device),
+                      position_ids=pos_c.to(device), use_cache=True, **{_cache_kwarg(model): cache})
+    logits = torch.cat([out_p.logits[:, -1:].index_select(0, r), out_c.logits[:, :-1]], dim=1).float()
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, ids_c.to(device)[..., None]).squeeze(-1)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy, mask.to(device)

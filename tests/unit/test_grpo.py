@@ -1,0 +1,168 @@
+"""GRPO trainer on a tiny random Llama: smoke, exact resume after SIGKILL, 2-process DDP, config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reasonlab.config import ConfigError, from_dict
+from reasonlab.train.grpo_config import GRPOConfig
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "reasonlab.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A tiny random Llama saved in HF format with the embedded model's tokenizer."""
+    from reasonlab.models import load_tokenizer, save, tiny_llama
+
+    tok = load_tokenizer("smollm2-135m")
+    model = tiny_llama(vocab_size=len(tok), hidden=32, layers=2)
+    model.config.eos_token_id = tok.eos_token_id
+    return save(model, tok, tmp_path_factory.mktemp("tiny") / "model")
+
+
+def tiny_config(model_dir, **extra) -> dict:
+    cfg = {"model": str(model_dir), "steps": 4, "dtype": "fp32", "seed": 3, "tensorboard": False,
+           "rewards": {"weights": {"toy_rewards:vowels": 1.0, "tag_count": 0.5}},
+           "sampling": {"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 12},
+           "optim": {"lr": 1e-3, "micro_batch": 4}, "save_every": 2, "keep_last": 3}
+    cfg.update(extra)
+    return cfg
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_one_step_changes_parameters_with_finite_loss(tmp_path, tiny_dir):
+    from reasonlab.train.grpo import GRPOTrainer
+
+    trainer = GRPOTrainer(from_dict(GRPOConfig, tiny_config(tiny_dir, steps=1, save_every=0)), tmp_path)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = trainer.train_step()
+    assert torch.isfinite(torch.tensor(metrics["loss"]))
+    assert metrics["grad_norm"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    for key in ("reward", "format_rate", "response_length", "reflection_rate", "entropy", "clip_frac",
+                "step_s", "gen_tokens_per_s"):
+        assert key in line
+
+
+@pytest.mark.parametrize("algo", [{"advantage": "dr_grpo", "loss_agg": "seq_mean_token_sum_norm"},
+                                  {"advantage": "rloo", "mu": 2, "beta": 0.05, "kl": "k3"}])
+def test_algorithm_variants_run(tmp_path, tiny_dir, algo):
+    from reasonlab.train.grpo import GRPOTrainer
+
+    cfg = tiny_config(tiny_dir, steps=1, save_every=0, algo=algo)
+    m = GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path).train_step()
+    assert torch.isfinite(torch.tensor(m["loss"]))
+    if algo.get("beta"):
+        assert m["kl"] is not None and m["kl"] >= 0
+
+
+def test_dynamic_sampling_drops_flat_groups(tmp_path, tiny_dir):
+    from reasonlab.train.grpo import GRPOTrainer
+
+    cfg = tiny_config(tiny_dir, steps=1, save_every=0, rewards={"weights": {"accuracy": 1.0}},
+                      sampling={"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 8,
+                                "dynamic_sampling": True, "max_sampling_rounds": 2})
+    m = GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path).train_step()
+    # a random model never answers arithmetic right: every group is flat and dropped
+    assert m["groups_sampled"] == 4 and m["groups_kept"] == 0 and m["loss_seqs"] == 0
+
+
+def test_lora_checkpoint_is_a_full_model(tmp_path, tiny_dir):
+    from transformers import AutoModelForCausalLM
+
+    from reasonlab.train.grpo import GRPOTrainer
+
+    cfg = tiny_config(tiny_dir, steps=1, save_every=1, lora={"r": 4, "alpha": 8})
+    GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path).train()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "checkpoints" / "step-1")
+    assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_bad_config_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"optim\.lrr: unknown key"):
+        from_dict(GRPOConfig, {"optim": {"lrr": 1}})
+    with pytest.raises(ConfigError, match=r"sampling\.overlong: 'cut' is not one of"):
+        from_dict(GRPOConfig, {"sampling": {"overlong": "cut"}})
+    r = subprocess.run(CLI + ["train", "grpo", "--out", str(tmp_path), "algo.clip_hi=0.3"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "algo.clip_hi: unknown key" in r.stderr
+
+
+def final_weights(run: Path, step: int) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(run / "checkpoints" / f"step-{step}" / "model.safetensors")
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, tiny_dir):
+    cfg = write_yaml(tmp_path / "cfg.yaml", tiny_config(tiny_dir, steps=6))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(CLI + ["train", "grpo", "--config", str(cfg), "--out", str(straight)],
+                   check=True, capture_output=True, cwd=REPO, env=env)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(CLI + ["train", "grpo", "--config", str(cfg), "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "step-2" / "trainer_state.pt").exists():
+        assert time.time() < deadline and proc.poll() is None, "run ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "checkpoints" / "step-6").exists()
+    r = subprocess.run(CLI + ["train", "grpo", "--config", str(cfg), "--out", str(killed)],
+                       capture_output=True, text=True, cwd=REPO, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed from step" in r.stderr + r.stdout
+    a, b = final_weights(straight, 6), final_weights(killed, 6)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    m1 = [json.loads(x)["reward"] for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    m2 = [json.loads(x)["reward"] for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert m1 == m2 and len(m1) == 6
+
+
+DDP_SCRIPT = """
+import json, sys, torch
+from reasonlab.config import from_dict
+from reasonlab.train.grpo import GRPOTrainer
+from reasonlab.train.grpo_config import GRPOConfig
+cfg = from_dict(GRPOConfig, json.loads(sys.argv[1]))
+t = GRPOTrainer(cfg, sys.argv[2])
+t.train(progress=False)
+flat = torch.cat([p.detach().flatten() for p in t.model.parameters()])
+with open(f"{sys.argv[2]}/rank{t.acc.process_index}.json", "w") as f:
+    json.dump({"world": t.acc.num_processes, "sum": flat.double().sum().item(), "first": flat[:50].tolist()}, f)
+"""
+
+
+def test_two_process_ddp_step(tmp_path, tiny_dir):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    cfg = json.dumps(tiny_config(tiny_dir, steps=1, save_every=0))
+    out = tmp_path / "run"
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_port", "29517", str(script), cfg, str(out)],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert r0["world"] == 2 and r0["first"] == r1["first"] and r0["sum"] == r1["sum"]
