@@ -12,6 +12,7 @@ import pytest
 from reasonlab.types import Completion, Problem, SamplingParams, Score
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 SUPPORT = str(Path(__file__).parent / "support")  # toy plugins, importable here and in subprocesses
 sys.path.insert(0, SUPPORT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SUPPORT, os.environ.get("PYTHONPATH")]))

@@ -17,6 +17,7 @@ app.add_typer(train_app, name="train")
 COMMAND_MODULES = [
     "reasonlab.cli.eval_cmd",
     "reasonlab.cli.train_grpo",
+    "reasonlab.cli.demo",
 ]
 
 for _name in COMMAND_MODULES:
