@@ -1,31 +1,45 @@
-"""GSM8K (Cobbe et al. 2021): grade-school word problems; the reference is the ``#### n`` line."""
+"""GSM8K (Cobbe et al. 2021): grade-school word problems.
+
+Files: ``gsm8k_{train,test}.jsonl`` with ``question`` and ``answer`` (a worked solution ending in
+``#### <number>``), found as described in ``files.py``; hub fallback ``openai/gsm8k`` (main).
+The reference answer is the number after ``####`` with thousands commas removed; the worked
+solution stays in ``meta["solution"]`` (SFT and distillation use it). Ids: ``gsm8k/<split>/<i>``.
+"""
 
 from __future__ import annotations
 
 from reasonlab.tasks.base import TASKS
 from reasonlab.tasks.common import ListTask
 from reasonlab.tasks.errors import DataError
-from reasonlab.tasks.files import find_file, read_jsonl
+from reasonlab.tasks.files import load_records
 from reasonlab.types import Problem
+
+SPLITS = ("train", "test")
 
 
 def reference(solution: str) -> str:
-    return solution.split("####")[-1].strip().replace(",", "")
+    """``"...\\n#### 1,234"`` -> ``"1234"``."""
+    return solution.split("####")[-1].strip().replace(",", "").rstrip(".")
 
 
 def _load(split: str, data: str | None) -> list[Problem]:
-    if split not in ("train", "test"):
-        raise DataError(f"gsm8k has splits train, test; not {split!r}")
+    if split not in SPLITS:
+        raise DataError(f"gsm8k has splits {', '.join(SPLITS)}; not {split!r}")
 
     def hub():
         import datasets
 
-        return list(datasets.load_dataset("openai/gsm8k", "main", split=split))
+        return datasets.load_dataset("openai/gsm8k", "main", split=split)
 
-    source = find_file(f"gsm8k_{split}.jsonl", data, hub)
-    rows = source if isinstance(source, list) else [r for _, r in read_jsonl(source, ("question", "answer"))]
-    return [Problem(id=f"gsm8k/{split}/{i}", question=r["question"], answer=reference(r["answer"]),
-                    meta={"solution": r["answer"]}) for i, r in enumerate(rows)]
+    problems = []
+    for i, (where, r) in enumerate(load_records(f"gsm8k_{split}.jsonl", data,
+                                                ("question", "answer"), hub)):
+        if "####" not in str(r["answer"]):
+            raise DataError(f"{where}: field 'answer' has no '#### <number>' line")
+        problems.append(Problem(id=f"gsm8k/{split}/{i}", question=str(r["question"]),
+                                answer=reference(str(r["answer"])),
+                                meta={"solution": r["answer"]}))
+    return problems
 
 
 @TASKS.register("gsm8k")

@@ -1,4 +1,9 @@
-"""Any JSONL file as a task: ``--data PATH --question-field F --answer-field G``."""
+"""Any JSONL file as a task: ``--data PATH`` plus the names of its question/answer fields.
+
+Ids are ``<file stem>/<id_field value>`` when ``id_field`` is given (duplicates are an error),
+else ``<file stem>/<line number>``. The same file serves every split (bring separate files for
+train and test). Answers are judged by ``verify.is_equivalent``.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,15 @@ def _load(data: str, question_field: str, answer_field: str, id_field: str | Non
     if not path.is_file():
         raise DataError(f"--data {data}: no such file (the jsonl task needs a .jsonl file)")
     fields = (question_field, answer_field) + ((id_field,) if id_field else ())
-    return [Problem(id=f"{path.stem}/{r[id_field] if id_field else lineno}",
-                    question=str(r[question_field]), answer=str(r[answer_field]))
-            for lineno, r in read_jsonl(path, fields)]
+    problems, seen = [], set()
+    for lineno, r in read_jsonl(path, fields):
+        key = str(r[id_field]) if id_field else str(lineno)
+        if key in seen:
+            raise DataError(f"{path}:{lineno}: duplicate {id_field!r} value {key!r}")
+        seen.add(key)
+        problems.append(Problem(id=f"{path.stem}/{key}", question=str(r[question_field]),
+                                answer=str(r[answer_field])))
+    return problems
 
 
 @TASKS.register("jsonl")

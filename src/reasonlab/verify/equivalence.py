@@ -27,11 +27,14 @@ _PLAIN_NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
 
 
 def normalize(ans: str) -> str:
+    """Strip formatting that never changes a value: ``\\text{}``, ``$``, spacing commands,
+    ``\\left``/``\\right``, degrees, a trailing period; collapse whitespace."""
     s = ans.strip()
     s = _TEXT.sub(r"\1", s)
     s = s.replace("\\!", "").replace("\\,", "").replace("\\ ", "").replace("\\left", "")
     s = s.replace("\\right", "").replace("\\$", "").replace("$", "").replace("^\\circ", "")
     s = s.replace("^{\\circ}", "").replace("\\%", "%")
+    s = s.replace("\u2212", "-")  # unicode minus
     s = s.strip().rstrip(".").strip()
     s = re.sub(r"\s+", " ", s)
     return s
@@ -39,11 +42,12 @@ def normalize(ans: str) -> str:
 
 def to_number(ans: str) -> float | None:
     """Parse plain numbers, thousands separators, percentages and simple fractions."""
-    s = normalize(ans).replace(" ", "")
+    s = normalize(ans)
     if s.endswith("%"):
-        s = s[:-1]
-    if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?", s):
-        s = s.replace(",", "")
+        s = s[:-1].rstrip()
+    if re.fullmatch(r"[-+]?\d{1,3}([, ]\d{3})+(\.\d+)?", s):  # 1,000 and 1 000
+        s = s.replace(",", "").replace(" ", "")
+    s = re.sub(r"\s*([-+/{}])\s*", r"\1", s)  # "1 / 2", "- 3"
     m = _FRAC.match(s) or _FRAC_SHORT.match(s)
     if m:
         sign, a, b = m.groups()

@@ -1,12 +1,14 @@
 """Answer extraction with one documented precedence.
 
-1. The LAST ``<answer>...</answer>`` block (R1 format). If it holds a ``\\boxed{}``, that box's
-   content; otherwise the block's content, stripped.
-2. Else the last ``\\boxed{...}`` (nested braces handled).
+1. The LAST ``<answer>...</answer>`` block (R1 format). A final ``<answer>`` left unclosed at the
+   end of the text counts too (generation often stops *at* the ``</answer>`` stop string, which
+   backends strip). If the block holds a ``\\boxed{}``, that box's content; else the block, stripped.
+2. Else the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces balanced; ``\\boxed 5`` too).
 3. Else a GSM8K-style ``#### x`` line.
-4. Else the last number in the text.
-A ``$``, surrounding whitespace and a trailing period are stripped. Returns None when nothing
-is found. Input is cut to its last ``MAX_CHARS`` characters first: answers live at the end.
+4. Else the last number in the text (``1,234``, ``-7.5``, ``3/4``).
+Surrounding whitespace, ``$`` and a trailing period are stripped. Returns None when nothing is
+found. Input is cut to its last ``MAX_CHARS`` characters first: answers live at the end, and
+regexes over megabytes of degenerate output would cost time. Never raises.
 """
 
 from __future__ import annotations
@@ -15,18 +17,29 @@ import re
 
 MAX_CHARS = 20_000
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 _HASH = re.compile(r"####\s*([^\n]+)")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+# Thousands-separated numbers first, so "1,234" is one number but "3, 5" is two.
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_BOX = re.compile(r"\\(?:boxed|fbox)\b\s*")
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` or ``\\fbox{...}``, braces balanced."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
+    """Content of the last ``\\boxed{...}`` or ``\\fbox{...}``, braces balanced.
+
+    ``\\boxed 5`` (no braces, valid LaTeX for one token) gives ``5``. An unbalanced (truncated)
+    last box gives None rather than a guess.
+    """
+    matches = list(_BOX.finditer(text))
+    if not matches:
         return None
-    i = text.find("{", start)
-    if i < 0:
+    i = matches[-1].end()
+    if i >= len(text):
         return None
+    if text[i] != "{":
+        token = re.match(r"[^\s$]+", text[i:])
+        return token.group(0) if token else None
     depth = 0
     for j in range(i, len(text)):
         if text[j] == "{":
@@ -38,6 +51,18 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def _last_answer_block(text: str) -> str | None:
+    """Content of the last closed ``<answer>`` block, or of a trailing unclosed one."""
+    opens = list(_OPEN.finditer(text))
+    if not opens:
+        return None
+    last_open = opens[-1]
+    if not _CLOSE.search(text, last_open.end()):
+        return text[last_open.end():]  # stopped at "</answer>": the tag itself was cut off
+    blocks = _ANSWER.findall(text)
+    return blocks[-1] if blocks else None
+
+
 def _clean(ans: str) -> str | None:
     ans = ans.strip().strip("$").strip()
     if ans.endswith(".") and not ans.endswith(".."):
@@ -46,21 +71,24 @@ def _clean(ans: str) -> str | None:
 
 
 def extract_answer(text: str | None) -> str | None:
-    if not text:
+    """The final answer in a completion, by the precedence in the module docstring."""
+    try:
+        if not text or not isinstance(text, str):
+            return None
+        text = text[-MAX_CHARS:]
+        block = _last_answer_block(text)
+        if block is not None:
+            boxed = last_boxed(block)
+            return _clean(boxed if boxed is not None else block)
+        boxed = last_boxed(text)
+        if boxed is not None:
+            return _clean(boxed)
+        hashes = _HASH.findall(text)
+        if hashes:
+            return _clean(hashes[-1])
+        numbers = _NUMBER.findall(text)
+        if numbers:
+            return _clean(numbers[-1])
         return None
-    text = text[-MAX_CHARS:]
-    blocks = _ANSWER.findall(text)
-    if blocks:
-        inner = blocks[-1]
-        boxed = last_boxed(inner)
-        return _clean(boxed if boxed is not None else inner)
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return _clean(boxed)
-    hashes = _HASH.findall(text)
-    if hashes:
-        return _clean(hashes[-1])
-    numbers = _NUMBER.findall(text)
-    if numbers:
-        return _clean(numbers[-1])
-    return None
+    except Exception:  # noqa: BLE001 - extraction never crashes a run
+        return None
