@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "reasonlab.cli.eval_cmd",
     "reasonlab.cli.train_grpo",
     "reasonlab.cli.demo",
+    "reasonlab.cli.scale",
+    "reasonlab.cli.train_prm",
+    "reasonlab.cli.serve",
 ]
 
 for _name in COMMAND_MODULES:

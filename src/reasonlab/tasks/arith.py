@@ -1,54 +1,92 @@
-"""Procedural arithmetic: "What is a + b?" — the R1-Zero starting point for tiny models.
+"""Procedural arithmetic, "What is 7 + 12?": the R1-Zero starting point for tiny models.
 
-Train and test come from different seeds and test questions are removed from train, so held-out
-accuracy measures generalisation, not memory. ``max_number`` is the difficulty knob.
+Operands are drawn uniformly from ``0..max_number`` (the difficulty knob) with an operator from
+``ops``. Test and train come from separate random streams (seeded by ``seed``, the knobs and the
+split name), and the held-out questions are removed from train by question text, so test accuracy
+measures generalisation, not memory. The test split holds *distinct* questions: ``test_size``
+of them, but never more than half of the question space (2 * (max_number + 1)^2 questions with
+both operators), so train always keeps at least half. Train may repeat questions (the space is
+small) and is as long as asked: ``load("train", limit)`` streams ``limit`` problems (default
+``train_size``). Everything is deterministic. Ids: ``arith/<split>/<index>``.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+from dataclasses import dataclass, field
 
 from reasonlab.tasks.base import TASKS
-from reasonlab.tasks.common import ListTask
+from reasonlab.tasks.common import math_score
 from reasonlab.tasks.errors import DataError
-from reasonlab.types import Problem
-
-SPLIT_SIZES = {"train": 10_000, "test": 500}
+from reasonlab.types import Problem, Score
 
 
-def _draw(rng: random.Random, max_number: int, ops: str) -> tuple[str, int]:
-    a, b = rng.randint(0, max_number), rng.randint(0, max_number)
-    op = rng.choice(ops)
-    return f"What is {a} {op} {b}?", a + b if op == "+" else a - b
+def _stream(tag: str, seed: int, max_number: int, ops: str):
+    """An endless deterministic stream of (question, integer answer)."""
+    rng = random.Random(f"arith-{tag}-{seed}-{max_number}-{ops}")
+    while True:
+        a, b = rng.randint(0, max_number), rng.randint(0, max_number)
+        op = rng.choice(ops)
+        yield f"What is {a} {op} {b}?", a + b if op == "+" else a - b
 
 
-def generate(split: str, max_number: int = 20, seed: int = 0, ops: str = "+-",
-             size: int | None = None) -> list[Problem]:
-    if split not in SPLIT_SIZES:
-        raise DataError(f"arith has splits {', '.join(SPLIT_SIZES)}, not {split!r}")
-    size = size or SPLIT_SIZES[split]
-    test_rng = random.Random(f"arith-test-{seed}-{max_number}-{ops}")
-    test = [_draw(test_rng, max_number, ops) for _ in range(SPLIT_SIZES["test"])]
-    if split == "test":
-        pairs = test[:size]
-    else:
-        held_out = {q for q, _ in test}
-        rng = random.Random(f"arith-train-{seed}-{max_number}-{ops}")
-        pairs = []
-        tries = 0
-        while len(pairs) < size and tries < size * 50:
-            tries += 1
-            q, a = _draw(rng, max_number, ops)
-            if q not in held_out:
-                pairs.append((q, a))
-    return [Problem(id=f"arith/{split}/{i}", question=q, answer=str(a),
-                    meta={"max_number": max_number}) for i, (q, a) in enumerate(pairs)]
+def held_out_pairs(max_number: int, seed: int, ops: str, size: int) -> list[tuple[str, int]]:
+    space = len(ops) * (max_number + 1) ** 2
+    size = min(size, space // 2)
+    seen: dict[str, int] = {}
+    for q, a in _stream("test", seed, max_number, ops):
+        if len(seen) >= size:
+            break
+        seen.setdefault(q, a)
+    return list(seen.items())
+
+
+@dataclass
+class ArithTask:
+    max_number: int = 20
+    seed: int = 0
+    ops: str = "+-"
+    train_size: int = 10_000
+    test_size: int = 500
+    name: str = "arith"
+    _test: list[tuple[str, int]] = field(default_factory=list, repr=False)
+
+    def _held_out(self) -> list[tuple[str, int]]:
+        if not self._test:
+            self._test = held_out_pairs(self.max_number, self.seed, self.ops, self.test_size)
+        return self._test
+
+    def load(self, split: str = "test", limit: int | None = None) -> list[Problem]:
+        if split == "test":
+            pairs = self._held_out()[:limit] if limit else self._held_out()
+        elif split == "train":
+            held = {q for q, _ in self._held_out()}
+            fresh = ((q, a) for q, a in _stream("train", self.seed, self.max_number, self.ops)
+                     if q not in held)
+            pairs = list(itertools.islice(fresh, limit or self.train_size))
+        else:
+            raise DataError(f"arith has splits train, test; not {split!r}")
+        meta = {"max_number": self.max_number}
+        return [Problem(id=f"arith/{split}/{i}", question=q, answer=str(a), meta=meta)
+                for i, (q, a) in enumerate(pairs)]
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        try:
+            return math_score(problem, completion)
+        except Exception:  # noqa: BLE001 - scoring never crashes a run
+            return Score(correct=None)
 
 
 @TASKS.register("arith")
-def arith(max_number: int = 20, seed: int = 0, ops: str = "+-") -> ListTask:
+def arith(max_number: int = 20, seed: int = 0, ops: str = "+-", train_size: int = 10_000,
+          test_size: int = 500) -> ArithTask:
+    max_number, seed, train_size, test_size = (int(x) for x in (max_number, seed, train_size,
+                                                                  test_size))
     if max_number < 1:
         raise DataError(f"arith: max_number must be >= 1, got {max_number}")
     if not ops or set(ops) - set("+-"):
-        raise DataError(f"arith: ops must use '+' and '-', got {ops!r}")
-    return ListTask("arith", lambda split: generate(split, max_number, seed, ops))
+        raise DataError(f"arith: ops must use only '+' and '-', got {ops!r}")
+    if train_size < 1 or test_size < 1:
+        raise DataError("arith: train_size and test_size must be >= 1")
+    return ArithTask(max_number, seed, "".join(sorted(set(ops))), train_size, test_size)

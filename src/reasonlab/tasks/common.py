@@ -9,11 +9,15 @@ from reasonlab.types import Problem, Score
 
 
 def math_score(problem: Problem, completion: str) -> Score:
-    """Extract the final answer and compare it with the reference; never raises."""
+    """Extract the final answer and compare it with the reference; never raises.
+
+    ``reward`` is 1.0/0.0 when judged and None when the verifier cannot judge (skip the sample).
+    """
     from reasonlab.verify import extract_answer, is_equivalent
 
     pred = extract_answer(completion)
-    return Score(correct=is_equivalent(pred, problem.answer), extracted=pred)
+    correct = is_equivalent(pred, problem.answer)
+    return Score(correct=correct, extracted=pred, reward=None if correct is None else float(correct))
 
 
 @dataclass

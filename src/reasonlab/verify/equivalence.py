@@ -73,10 +73,12 @@ def _div(a: str, b: str, sign: str) -> float | None:
 
 
 def is_equivalent(pred: str | None, ref: str | None, *, timeout_s: float = 2.0) -> bool | None:
-    """True/False when judged, None when it cannot judge. A missing prediction is wrong."""
+    """True/False when judged, None when it cannot judge. A missing (None/blank) prediction is
+    wrong; a reference or prediction over ``MAX_CHARS`` characters, a timeout (``timeout_s``, the
+    LaTeX path only) or a worker failure gives None. Plain numbers never leave this process."""
     try:
-        if pred is None:
-            return False
+        if pred is None or (isinstance(pred, str) and not normalize(pred)):
+            return False  # no answer is a wrong answer
         if ref is None or len(pred) > MAX_CHARS or len(ref) > MAX_CHARS:
             return None
         p, r = normalize(pred), normalize(ref)

@@ -2,7 +2,8 @@
 
 1. The LAST ``<answer>...</answer>`` block (R1 format). A final ``<answer>`` left unclosed at the
    end of the text counts too (generation often stops *at* the ``</answer>`` stop string, which
-   backends strip). If the block holds a ``\\boxed{}``, that box's content; else the block, stripped.
+   backends strip); an empty unclosed one is ignored. If the block holds a ``\\boxed{}``, that
+   box's content; else the block, stripped.
 2. Else the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces balanced; ``\\boxed 5`` too).
 3. Else a GSM8K-style ``#### x`` line.
 4. Else the last number in the text (``1,234``, ``-7.5``, ``3/4``).
@@ -57,16 +58,18 @@ def _last_answer_block(text: str) -> str | None:
     if not opens:
         return None
     last_open = opens[-1]
-    if not _CLOSE.search(text, last_open.end()):
-        return text[last_open.end():]  # stopped at "</answer>": the tag itself was cut off
+    tail = text[last_open.end():]
+    if not _CLOSE.search(tail) and tail.strip():
+        return tail  # stopped at "</answer>": the closing tag itself was cut off
     blocks = _ANSWER.findall(text)
     return blocks[-1] if blocks else None
 
 
 def _clean(ans: str) -> str | None:
+    """Strip whitespace, ``$`` and one trailing period (``$18$.`` -> ``18``)."""
     ans = ans.strip().strip("$").strip()
     if ans.endswith(".") and not ans.endswith(".."):
-        ans = ans[:-1].rstrip()
+        ans = ans[:-1].rstrip().strip("$").strip()
     return ans or None
 
 

@@ -1,0 +1,59 @@
+"""``reasonlab scale``: accuracy against tokens for inference-time strategies at several n."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reasonlab.cli.common import console, friendly_errors
+
+
+def scale_command(
+    task: str = typer.Option(..., help="Task name."),
+    out: Path = typer.Option(..., help="Output directory (summary.json, results.jsonl, scaling.png, report.html)."),
+    model: str = typer.Option("smollm2-135m"),
+    strategy: str = typer.Option("vote", help="Comma-separated: cot, vote, weighted_vote, best_of_n, beam, dvts, budget."),
+    n: str = typer.Option("1,2,4,8,16", help="Comma-separated budgets."),
+    scorer: Optional[Path] = typer.Option(None, help="Reward model dir from `reasonlab train prm`."),
+    limit: int = typer.Option(64),
+    split: str = typer.Option("test"),
+    prompt: str = typer.Option("cot"),
+    temperature: float = typer.Option(0.8),
+    max_new_tokens: int = typer.Option(128),
+    seed: int = typer.Option(0),
+    data: Optional[str] = typer.Option(None),
+    backend: str = typer.Option("hf"),
+) -> None:
+    """Run STRATEGY at each N; plot accuracy vs tokens generated, several strategies in one chart."""
+    from reasonlab.backends import make_backend
+    from reasonlab.prompts import PROMPTS
+    from reasonlab.search.base import SearchConfig, get_strategy
+    from reasonlab.search.runner import run_scale
+    from reasonlab.search.scorers import RewardModelScorer
+    from reasonlab.tasks.base import get_task
+
+    with friendly_errors():
+        names = [s.strip() for s in strategy.split(",") if s.strip()]
+        for s in names:
+            get_strategy(s)
+        PROMPTS.get(prompt)
+        try:
+            ns = [int(x) for x in n.split(",")]
+        except ValueError:
+            raise typer.BadParameter(f"--n must be comma-separated integers, got {n!r}") from None
+        the_task = get_task(task, data=data)
+        problems = the_task.load(split, limit)
+        rm = RewardModelScorer.load(scorer) if scorer else None
+        gen = make_backend(backend, model)
+    cfg = SearchConfig(prompt=prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    summary = run_scale(problems, the_task, gen, rm, names, ns, cfg, out)
+    for name, rows in summary["strategies"].items():
+        console.print(name + ": " + ", ".join(f"n={r['n']} acc {r['accuracy']:.3f} ({r['tokens_per_problem']:.0f} tok)"
+                                              for r in rows))
+    console.print(f"wrote {out}/summary.json and {out}/report.html")
+
+
+def register(app: typer.Typer, train_app: typer.Typer) -> None:
+    app.command("scale")(scale_command)

@@ -1,0 +1,115 @@
+"""Reward-model scorers for search: a PRM (process reward model) and an ORM (outcome only).
+
+Model: a causal LM backbone plus a linear value head read at the last token of each step
+(Math-Shepherd, Wang et al. 2024; Lightman et al. 2023 read a step-end token the same way).
+Input: the chat-rendered question followed by the solution, steps split on ``step_delimiter``;
+each step is tokenized on its own so step ends are exact token positions (training and scoring
+tokenize identically). Scores are sigmoids in [0, 1]; a solution's score aggregates its steps:
+``last`` | ``min`` | ``product``. An ORM is the same model trained on outcome labels, read at
+the last step only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from reasonlab.prompts import build, render_chat
+from reasonlab.types import Problem
+
+AGGREGATIONS = {"last": lambda s: s[-1], "min": min, "product": lambda s: math.prod(s)}
+
+
+def split_steps(text: str, delimiter: str = "\n\n") -> list[str]:
+    """Steps keep their delimiter, so joining them gives the text back."""
+    parts = text.split(delimiter)
+    steps = [p + delimiter for p in parts[:-1]] + [parts[-1]]
+    return [s for s in steps if s.strip()] or [text]
+
+
+class ValueModel(nn.Module):
+    def __init__(self, lm, kind: str = "prm"):
+        super().__init__()
+        self.lm = lm
+        self.kind = kind
+        self.head = nn.Linear(lm.config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """ids, attn (B, T) -> value logits (B, T)."""
+        backbone = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else self.lm.model
+        hidden = backbone(input_ids=ids, attention_mask=attn).last_hidden_state
+        return self.head(hidden.float()).squeeze(-1)
+
+    def save(self, path: str | Path, tokenizer, meta: dict) -> None:
+        from reasonlab.models import save
+
+        path = Path(path)
+        save(self.lm, tokenizer, path)
+        torch.save(self.head.state_dict(), path / "value_head.pt")
+        (path / "scorer.json").write_text(json.dumps({"kind": self.kind, **meta}, indent=2))
+
+
+def encode_steps(tokenizer, problem: Problem, steps: list[str], prompt: str = "plain") -> tuple[list[int], list[int]]:
+    """Token ids of question + steps, and the index of each step's last token."""
+    ids = tokenizer(render_chat(tokenizer, build(problem, prompt)), add_special_tokens=False)["input_ids"]
+    ends = []
+    for step in steps:
+        ids = ids + tokenizer(step, add_special_tokens=False)["input_ids"]
+        ends.append(len(ids) - 1)
+    return ids, ends
+
+
+def pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(map(len, batch))
+    ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(batch), T), dtype=torch.long)
+    for i, seq in enumerate(batch):
+        ids[i, :len(seq)] = torch.tensor(seq)
+        attn[i, :len(seq)] = 1
+    return ids, attn
+
+
+class RewardModelScorer:
+    """Scores solutions with a trained ValueModel; ``score`` returns one number per solution."""
+
+    def __init__(self, model: ValueModel, tokenizer, step_delimiter: str = "\n\n", prompt: str = "plain"):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.delimiter, self.prompt = step_delimiter, prompt
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RewardModelScorer":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "scorer.json").exists():
+            raise FileNotFoundError(f"{path}: no scorer.json — train one with `reasonlab train prm`")
+        meta = json.loads((path / "scorer.json").read_text())
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = ValueModel(lm, meta.get("kind", "prm"))
+        model.head.load_state_dict(torch.load(path / "value_head.pt"))
+        tok = AutoTokenizer.from_pretrained(path)
+        return cls(model, tok, meta.get("step_delimiter", "\n\n"), meta.get("prompt", "plain"))
+
+    @torch.inference_mode()
+    def step_scores(self, problems: list[Problem], texts: list[str]) -> list[list[float]]:
+        encoded = [encode_steps(self.tokenizer, p, split_steps(t, self.delimiter), self.prompt)
+                   for p, t in zip(problems, texts)]
+        out = []
+        for i in range(0, len(encoded), 16):
+            chunk = encoded[i:i + 16]
+            ids, attn = pad([e[0] for e in chunk], self.tokenizer.pad_token_id or 0)
+            values = torch.sigmoid(self.model(ids, attn))
+            out += [[float(values[j, k]) for k in ends] for j, (_, ends) in enumerate(chunk)]
+        return out
+
+    def score(self, problems: list[Problem], texts: list[str], aggregation: str = "last") -> list[float]:
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; valid: {', '.join(AGGREGATIONS)}")
+        agg = AGGREGATIONS["last"] if self.model.kind == "orm" else AGGREGATIONS[aggregation]
+        return [agg(s) for s in self.step_scores(problems, texts)]

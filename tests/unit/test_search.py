@@ -1,0 +1,149 @@
+"""Search strategies with scripted backends: selection logic and token accounting."""
+
+import json
+
+import pytest
+
+from reasonlab.search import SearchConfig, get_strategy
+from reasonlab.search.runner import PrefixCache, run_scale
+from reasonlab.tasks.base import get_task
+from reasonlab.types import Completion, Problem, SamplingParams
+
+P = Problem("p/0", "What is 2 + 3?", "5")
+
+
+class Scripted:
+    """Answers i-th sample of every prompt with answers[i]; 3 tokens each."""
+
+    name = "scripted"
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, 0
+
+    def generate(self, prompts, params):
+        self.calls += 1
+        return [[Completion(f"so <answer>{self.answers[i % len(self.answers)]}</answer>", (1, 2, 3))
+                 for i in range(params.n)] for _ in prompts]
+
+    def sync_weights(self):
+        pass
+
+
+class ByAnswer:
+    """A scorer that likes one answer."""
+
+    def __init__(self, good):
+        self.good = good
+
+    def score(self, problems, texts, aggregation="last"):
+        return [0.9 if f">{self.good}<" in t else 0.1 for t in texts]
+
+
+def test_vote_and_token_accounting():
+    r = get_strategy("vote")([P], Scripted(["4", "5", "5.0", "7"]), None, SearchConfig(n=4))[0]
+    assert r.answer == "5" and r.tokens == 12 and len(r.candidates) == 4 and r.extra["votes"] == 2
+
+
+def test_weighted_vote_and_best_of_n_follow_scorer():
+    backend = Scripted(["4", "5", "5", "4", "9"])
+    cfg = SearchConfig(n=5)
+    assert get_strategy("vote")([P], backend, None, cfg)[0].answer == "4"  # first of the 2-2 tie
+    assert get_strategy("weighted_vote")([P], backend, ByAnswer("5"), cfg)[0].answer == "5"
+    assert get_strategy("best_of_n")([P], backend, ByAnswer("9"), cfg)[0].answer == "9"
+    with pytest.raises(ValueError, match="needs a scorer"):
+        get_strategy("best_of_n")([P], backend, None, cfg)
+
+
+class StepBackend:
+    """Continues a partial solution: step k writes 'step{k}' then the delimiter; after 2 steps answers."""
+
+    name = "steps"
+
+    def __init__(self):
+        self.tokens = 0
+
+    def generate(self, prompts, params):
+        out = []
+        for prompt in prompts:
+            partial = prompt[-1]["content"] if prompt[-1]["role"] == "assistant" else ""
+            k = partial.count("\n\n")
+            texts = [f"step{k}-{i}\n\n" if k < 2 else f"<answer>{5 if i == 1 else 4}</answer>" for i in range(params.n)]
+            out.append([Completion(t, (1, 1)) for t in texts])
+        return out
+
+    def sync_weights(self):
+        pass
+
+
+class PrefersOne:
+    def score(self, problems, texts, aggregation="last"):
+        return [0.9 if text.endswith("-1\n\n") or "<answer>5" in text else 0.2 for text in texts]
+
+
+@pytest.mark.parametrize("name", ["beam", "dvts"])
+def test_stepwise_search_expands_prunes_and_counts(name):
+    cfg = SearchConfig(n=4, beam_width=2, max_steps=5, prompt="plain")
+    r = get_strategy(name)([P], StepBackend(), PrefersOne(), cfg)[0]
+    assert r.answer == "5"
+    assert "step0-1" in r.text and "step1-1" in r.text
+    assert r.tokens > 0 and len(r.candidates) >= 2
+
+
+class ThinkBackend:
+    """Closes </think> at once (too short), or rambles past any budget."""
+
+    name = "think"
+
+    def __init__(self, close):
+        self.close, self.seen = close, []
+
+    def generate(self, prompts, params):
+        self.seen.append(prompts[0][-1]["content"])
+        if "</answer>" in params.stop:
+            return [[Completion("5</answer>", (1, 1))]]
+        if self.close:
+            return [[Completion("short</think>", (1, 1, 1), finish_reason="stop")]]
+        return [[Completion("more " * params.max_new_tokens, tuple(range(params.max_new_tokens)), finish_reason="length")]]
+
+
+def test_budget_forcing_extends_with_wait_and_caps_thinking():
+    b = ThinkBackend(close=True)
+    r = get_strategy("budget")([P], b, None, SearchConfig(think_budget=50, min_think=8, max_waits=2, prompt="r1"))[0]
+    assert r.text.count("Wait,") == 2 and r.extra["waits"] == 2 and r.answer == "5"
+    assert r.tokens == 3 * 3 + 2
+    b = ThinkBackend(close=False)
+    r = get_strategy("budget")([P], b, None, SearchConfig(think_budget=16, prompt="r1"))[0]
+    assert r.extra["think_tokens"] == 16 and "</think>\n<answer>" in r.text and r.answer == "5"
+
+
+def test_prefix_cache_serves_smaller_n_from_larger():
+    backend = Scripted(["1", "2", "3", "4"])
+    cache = PrefixCache(backend)
+    big = cache.generate(["q"], SamplingParams(n=4, seed=1))[0]
+    small = cache.generate(["q"], SamplingParams(n=2, seed=1))[0]
+    assert backend.calls == 1 and small == big[:2]
+
+
+def test_run_scale_writes_curve_and_plot(tmp_path):
+    task = get_task("arith")
+    problems = task.load("test", 3)
+    answers = {p.question: p.answer for p in problems}
+
+    class Noisy:
+        name = "noisy"
+
+        def generate(self, prompts, params):
+            return [[Completion(f"<answer>{answers[m[-1]['content'].split(chr(10))[0]] if i % 4 else 99}</answer>", (1,) * 4)
+                     for i in range(params.n)] for m in prompts]
+
+        def sync_weights(self):
+            pass
+
+    summary = run_scale(problems, task, Noisy(), None, ["vote"], [1, 2, 4], SearchConfig(prompt="plain"), tmp_path)
+    rows = summary["strategies"]["vote"]
+    assert [r["n"] for r in rows] == [1, 2, 4]
+    assert rows[0]["accuracy"] == 0.0 and rows[2]["accuracy"] == 1.0  # sample 0 is wrong, majority right
+    assert [r["tokens_per_problem"] for r in rows] == [4, 8, 16]
+    assert (tmp_path / "scaling.png").stat().st_size > 1000 and (tmp_path / "report.html").exists()
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 9
+    assert json.loads((tmp_path / "summary.json").read_text())["problems"] == 3
