@@ -31,7 +31,10 @@ demo: $(STAMP)
 	$(BIN)/reasonlab demo --out $(DEMO_OUT)
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/grpo_vs_trl.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -166,3 +166,32 @@ def test_two_process_ddp_step(tmp_path, tiny_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
     assert r0["world"] == 2 and r0["first"] == r1["first"] and r0["sum"] == r1["sum"]
+
+
+def test_grpo_step_scores_code_in_the_sandbox(tmp_path, tiny_dir):
+    """GRPO on HumanEval with the ``code`` reward. A random model writes no working code, so the
+    first completion of each group is swapped for the canonical solution: the sandbox must pass it
+    and fail the rest, giving non-flat groups, non-zero advantages and a real gradient step."""
+    from reasonlab.train.grpo import GRPOTrainer
+    from reasonlab.types import Completion
+
+    cfg = tiny_config(tiny_dir, steps=1, save_every=0, rewards={"weights": {"code": 1.0}},
+                      task={"name": "humaneval", "split": "test", "prompt": "plain"},
+                      sampling={"prompts_per_step": 2, "group_size": 3, "max_new_tokens": 8})
+    trainer = GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path)
+    by_question = {p.question: p for p in trainer.task.load("test")}
+    real, tok = trainer.sampler.generate, trainer.tokenizer
+
+    def generate(prompts, params):
+        outs = real(prompts, params)
+        for prompt, group in zip(prompts, outs):
+            p = by_question[prompt[-1]["content"]]
+            text = f"```python\n{p.meta['prompt']}{p.answer}```"
+            ids = tuple(tok(text, add_special_tokens=False)["input_ids"])
+            group[0] = Completion(text, ids, None, "stop", group[0].prompt_token_ids)
+        return outs
+
+    trainer.sampler.generate = generate
+    m = trainer.train_step()
+    assert m["reward/code"] == pytest.approx(1 / 3, abs=1e-4)  # canonical passes all tests, garbage none
+    assert m["groups_kept"] == 2 and m["loss_seqs"] == 6 and m["grad_norm"] > 0

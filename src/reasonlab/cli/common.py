@@ -46,5 +46,23 @@ def print_summary(summary: dict) -> None:
     Console().print(table)
 
 
+def task_options(items: list[str] | None) -> dict:
+    """``--task-option max_number=50 --task-option ops=+`` -> ``{"max_number": 50, "ops": "+"}``.
+
+    Values are read as YAML scalars (numbers, booleans, strings), as in config overrides."""
+    import yaml
+
+    options = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--task-option expects KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options
+
+
 def dumps(data: dict) -> str:
     return json.dumps(data, indent=2)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from reasonlab.cli.common import friendly_errors, print_summary
+from reasonlab.cli.common import friendly_errors, print_summary, task_options
 
 
 def eval_command(
@@ -25,6 +25,7 @@ def eval_command(
     data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
     question_field: Optional[str] = typer.Option(None),
     answer_field: Optional[str] = typer.Option(None),
+    task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
     backend: str = typer.Option("hf", help="Generation backend: hf | vllm | openai."),
     base_url: Optional[str] = typer.Option(None, help="Server URL for the openai backend."),
     dtype: Optional[str] = typer.Option(None, help="auto | bf16 | fp32 (hf backend)."),
@@ -39,7 +40,7 @@ def eval_command(
     with friendly_errors():
         PROMPTS.get(prompt)
         the_task = get_task(task, data=data, question_field=question_field,
-                            answer_field=answer_field)
+                            answer_field=answer_field, **task_options(task_option))
         problems = the_task.load(split, limit)
         options = {"dtype": dtype} if backend == "hf" else {}
         if base_url:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from reasonlab.cli.common import console, friendly_errors
+from reasonlab.cli.common import console, friendly_errors, task_options
 
 
 def scale_command(
@@ -24,6 +24,7 @@ def scale_command(
     max_new_tokens: int = typer.Option(128),
     seed: int = typer.Option(0),
     data: Optional[str] = typer.Option(None),
+    task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
     backend: str = typer.Option("hf"),
 ) -> None:
     """Run STRATEGY at each N; plot accuracy vs tokens generated, several strategies in one chart."""
@@ -43,7 +44,7 @@ def scale_command(
             ns = [int(x) for x in n.split(",")]
         except ValueError:
             raise typer.BadParameter(f"--n must be comma-separated integers, got {n!r}") from None
-        the_task = get_task(task, data=data)
+        the_task = get_task(task, data=data, **task_options(task_option))
         problems = the_task.load(split, limit)
         rm = RewardModelScorer.load(scorer) if scorer else None
         gen = make_backend(backend, model)

@@ -7,13 +7,15 @@ from typing import List, Optional
 
 import typer
 
-from reasonlab.cli.common import console, friendly_errors
+from reasonlab.cli.common import console, friendly_errors, task_options
 
 
 def prm_command(
     overrides: Optional[List[str]] = typer.Argument(None, help="PRMConfig overrides, e.g. rollouts=8"),
     model: str = typer.Option("smollm2-135m", help="Policy that writes the rollouts, and the backbone."),
     task: str = typer.Option("arith"),
+    task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
+    data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
     out: Path = typer.Option(..., help="Directory for the scorer (HF backbone + value head)."),
     kind: str = typer.Option("prm", help="prm (Monte Carlo step labels) | orm (outcome labels)."),
 ) -> None:
@@ -29,7 +31,7 @@ def prm_command(
 
     with friendly_errors():
         cfg = from_dict(PRMConfig, apply_overrides({"kind": kind}, list(overrides or [])))
-        the_task = get_task(task)
+        the_task = get_task(task, data=data, **task_options(task_option))
         problems = the_task.load("train", cfg.problems)
         lm, tok = models.load(model, dtype="fp32")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""An OpenAI-compatible server over any Generator, with reasoning strategies as an extension."""
+"""OpenAI-compatible serving with reasoning strategies (``reasonlab serve``)."""
 
-from reasonlab.serve.app import ServeConfig, create_app
+from reasonlab.serve.app import create_app
+from reasonlab.serve.config import ServeConfig
 
 __all__ = ["ServeConfig", "create_app"]

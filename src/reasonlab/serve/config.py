@@ -25,6 +25,11 @@ class ServeConfig:
     max_batch_rows: int = 32         # rows of one merged generate call (see queue.py)
     stream_chunk_chars: int = 24     # piece size when streaming a finished text
 
+    @property
+    def default_tokens(self) -> int:
+        """Completion budget of a request that names none (never above the cap)."""
+        return min(self.default_max_tokens, self.max_tokens)
+
     def __post_init__(self) -> None:
         for name in ("max_concurrency", "max_body_bytes", "max_messages", "max_message_chars",
                      "max_n", "max_tokens", "default_max_tokens", "max_reasoning_n",

@@ -71,26 +71,28 @@ def search_config(req: ChatRequest, limits: ServeConfig, has_scorer: bool = Fals
         data["n"] = spec.n
     data.update({k: v for k, v in spec.options().items() if k not in _SERVER_ONLY})
     data.setdefault("seed", int.from_bytes(os.urandom(4), "little") >> 1)
+    data.setdefault("max_new_tokens", limits.default_tokens)  # as for a plain request
     try:
         cfg = from_dict(SearchConfig, data)
     except ConfigError as exc:
         raise APIError(400, f"reasoning.{exc}", param="reasoning") from None
-    _check_caps(cfg, limits)
+    _check_caps(cfg, limits, set(data))
     return cfg
 
 
-def _check_caps(cfg, limits: ServeConfig) -> None:
+def _check_caps(cfg, limits: ServeConfig, given: set[str]) -> None:
+    """Caps on what the client set (the strategy defaults are modest)."""
     from reasonlab.prompts import PROMPTS
 
     if not 1 <= cfg.n <= limits.max_reasoning_n:
         raise APIError(400, f"reasoning.n must be in [1, {limits.max_reasoning_n}], got {cfg.n}",
                        param="reasoning.n")
-    for name in _TOKEN_FIELDS:
+    for name in (f for f in _TOKEN_FIELDS if f in given):
         value = getattr(cfg, name)
         if not 0 <= value <= limits.max_tokens:
             raise APIError(400, f"reasoning.{name} must be in [0, {limits.max_tokens}], got {value}",
                            param=f"reasoning.{name}")
-    if cfg.max_steps * cfg.step_tokens > 4 * limits.max_tokens:
+    if given & {"max_steps", "step_tokens"} and cfg.max_steps * cfg.step_tokens > 4 * limits.max_tokens:
         raise APIError(400, f"reasoning.max_steps * step_tokens exceeds {4 * limits.max_tokens}",
                        param="reasoning.max_steps")
     if cfg.prompt not in PROMPTS:

@@ -32,7 +32,7 @@ from reasonlab.eval.progress import progress_bar
 from reasonlab.tasks.base import get_task
 from reasonlab.train import checkpoint as ckpt
 from reasonlab.train.grpo_config import GRPOConfig
-from reasonlab.train.policy import shared_prefix_logprobs
+from reasonlab.train.policy import plan_micro_batches, shared_prefix_logprobs
 from reasonlab.train.rollout import ProblemStream, Rollout, collect
 from reasonlab.train.signals import reflection_rate
 
@@ -151,9 +151,10 @@ class GRPOTrainer:
     def update(self, roll: Rollout) -> dict[str, float]:
         cfg, acc = self.cfg, self.acc
         idx = [i for i, keep in enumerate(roll.in_loss) if keep]
-        # rollout order keeps each prompt's group together, so a micro-batch shares prompts
-        mb = cfg.optim.micro_batch
-        chunks = [idx[i:i + mb] for i in range(0, len(idx), mb)]
+        # micro-batches that share prompts and/or have similar lengths (cheapest of both)
+        plan = plan_micro_batches([roll.samples[i].completion.prompt_token_ids for i in idx],
+                                  [roll.samples[i].completion.num_tokens for i in idx], cfg.optim.micro_batch)
+        chunks = [[idx[j] for j in c] for c in plan]
         n_chunks = int(acc.gather(torch.tensor([len(chunks)], device=acc.device)).max())
         tokens = sum(roll.samples[i].completion.num_tokens for i in idx)
         totals = acc.gather(torch.tensor([float(tokens), float(len(idx))], device=acc.device)).view(-1, 2).sum(0)

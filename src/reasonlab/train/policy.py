@@ -113,11 +113,47 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
                                              for layer in past.layers])
         out_c = model(input_ids=ids_c.to(device), attention_mask=attn.to(device),
                       position_ids=pos_c.to(device), use_cache=True, **{_cache_kwarg(model): cache})
-    logits = torch.cat([out_p.logits[:, -1:].index_select(0, r), out_c.logits[:, :-1]], dim=1).float()
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, ids_c.to(device)[..., None]).squeeze(-1)
+    logits = torch.cat([out_p.logits[:, -1:].index_select(0, r), out_c.logits[:, :-1]], dim=1)
+    # log-softmax over the vocabulary only where there is a real token: right padding is often
+    # half of a (B, C, V) tensor that is hundreds of MB, and its cost is pure memory traffic
+    keep = mask.to(device).bool()
+    logp_all = torch.log_softmax(logits[keep].float(), dim=-1)  # (N, V), N real tokens
+    picked = logp_all.gather(-1, ids_c.to(device)[keep][:, None]).squeeze(-1)
+    zeros = torch.zeros(B, C, device=device, dtype=torch.float32)
+    logp = zeros.masked_scatter(keep, picked)
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            entropy = zeros.masked_scatter(keep, -(logp_all.exp() * logp_all).sum(-1))
     return logp, entropy, mask.to(device)
+
+
+def plan_micro_batches(prompts: list[tuple[int, ...]], lengths: list[int], size: int) -> list[list[int]]:
+    """Split rows 0..B-1 into micro-batches of at most ``size`` rows, in the cheapest of three orders.
+
+    The cost of one micro-batch under ``shared_prefix_logprobs`` is about
+    ``distinct prompts x longest prompt + rows x longest completion`` token positions. Keeping a
+    prompt's group together saves prompt passes; sorting by completion length saves right
+    padding. Which wins depends on the lengths (long answers early in RL, short ones later), so
+    we price the rollout order, groups ordered by their longest answer, and a plain length sort,
+    and take the cheapest. Every row appears exactly once; the loss does not depend on the order.
+    """
+    rows = list(range(len(lengths)))
+    by_group: dict[tuple[int, ...], list[int]] = {}
+    for i in rows:
+        by_group.setdefault(tuple(prompts[i]), []).append(i)
+    groups = sorted(by_group.values(), key=lambda g: max(lengths[i] for i in g))
+    orders = [rows,
+              [i for g in groups for i in sorted(g, key=lambda i: lengths[i])],
+              sorted(rows, key=lambda i: lengths[i])]
+
+    def cost(order: list[int]) -> int:
+        total = 0
+        for k in range(0, len(order), size):
+            chunk = order[k:k + size]
+            uniq = {tuple(prompts[i]) for i in chunk}
+            total += len(uniq) * max(len(p) for p in uniq) + len(chunk) * max(1, max(lengths[i] for i in chunk))
+        return total
+
+    best = min(orders, key=cost)
+    return [best[k:k + size] for k in range(0, len(best), size)]

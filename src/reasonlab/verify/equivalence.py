@@ -2,8 +2,9 @@
 
 Order of checks (cheap first):
 1. normalised string equality;
-2. both parse as numbers (thousands separators, ``$``, ``%``, ``\\frac{a}{b}``, ``a/b``, ``\\text{}``
-   units stripped) -> equal within a relative tolerance; a number against a number is decisive;
+2. both parse as numbers (thousands separators ``1,000``/``1 000``, ``$``, ``%``, ``\\frac{a}{b}``,
+   ``a/b``, ``\\text{}`` wrappers) -> equal within relative tolerance 1e-6; a number against a
+   number is decisive and costs microseconds (no process hop);
 3. otherwise math-verify (symbolic LaTeX/expressions) in a separate worker process with a hard
    wall-clock limit (``mv_worker.py``): sympy can take minutes on hostile input, and neither
    ``signal.alarm`` (main thread only) nor threads can stop it, but a process can be killed.

@@ -1,0 +1,68 @@
+"""PRM: Monte Carlo step labels on a scripted backend, and a tiny value model that learns them."""
+
+import torch
+
+from reasonlab.models import load_tokenizer, tiny_llama
+from reasonlab.search.scorers import RewardModelScorer, ValueModel, split_steps
+from reasonlab.tasks.base import get_task
+from reasonlab.train.prm import PRMConfig, mc_labels, train_value_model
+from reasonlab.types import Completion, Problem
+
+
+class Rollouts:
+    """Solutions: 'good\\n\\n<answer>R</answer>' or 'bad\\n\\n<answer>0</answer>'. Continuations of
+    a prefix starting with 'good' are right 3 times in 4; of 'bad', never."""
+
+    name = "rollouts"
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def generate(self, prompts, params):
+        out = []
+        for m in prompts:
+            if m[-1]["role"] != "assistant":
+                out.append([Completion(f"good\n\n<answer>{self.answer}</answer>" if i % 2 == 0 else
+                                       "bad\n\n<answer>0</answer>", (1,)) for i in range(params.n)])
+            else:
+                good = m[-1]["content"].startswith("good")
+                out.append([Completion(f"<answer>{self.answer if good and i < 3 else 0}</answer>", (1,))
+                            for i in range(params.n)])
+        return out
+
+    def sync_weights(self):
+        pass
+
+
+def test_split_steps_roundtrip():
+    text = "a\n\nb\n\nc"
+    assert split_steps(text) == ["a\n\n", "b\n\n", "c"] and "".join(split_steps(text)) == text
+
+
+def test_monte_carlo_soft_labels():
+    task = get_task("arith")
+    p = Problem("arith/x", "What is 3 + 4?", "7")
+    data = mc_labels([p], Rollouts("7"), task, PRMConfig(solutions=2, rollouts=4, prompt="plain"), progress=False)
+    assert [d["steps"][0] for d in data] == ["good\n\n", "bad\n\n"]
+    assert data[0]["labels"] == [0.75, 1.0] and data[1]["labels"] == [0.0, 0.0]
+    orm = mc_labels([p], Rollouts("7"), task, PRMConfig(kind="orm", solutions=2, prompt="plain"), progress=False)
+    assert orm[0]["labels"] == [1.0, 1.0]
+
+
+def test_value_model_learns_and_roundtrips(tmp_path):
+    tok = load_tokenizer("smollm2-135m")
+    torch.manual_seed(0)
+    model = ValueModel(tiny_llama(vocab_size=len(tok), hidden=32, layers=2), "prm")
+    task = get_task("arith")
+    problems = task.load("train", 6)
+    data = []
+    for p in problems:
+        data += [{"problem": p, "steps": ["good\n\n", f"<answer>{p.answer}</answer>"], "labels": [0.9, 1.0]},
+                 {"problem": p, "steps": ["bad\n\n", "<answer>0</answer>"], "labels": [0.1, 0.0]}]
+    cfg = PRMConfig(epochs=8, batch_size=4, head_lr=3e-2, lr=3e-3, train_layers=2, prompt="plain")
+    hist = train_value_model(model, tok, data, cfg, tmp_path, progress=False)
+    assert torch.isfinite(torch.tensor(hist[-1]["loss"])) and hist[-1]["loss"] < hist[0]["loss"]
+    model.save(tmp_path / "rm", tok, {"step_delimiter": "\n\n", "prompt": "plain"})
+    scorer = RewardModelScorer.load(tmp_path / "rm")
+    good, bad = scorer.score([problems[0]] * 2, ["good\n\n<answer>1</answer>", "bad\n\n<answer>0</answer>"], "min")
+    assert good > bad
