@@ -144,6 +144,7 @@ def test_run_scale_writes_curve_and_plot(tmp_path):
     assert [r["n"] for r in rows] == [1, 2, 4]
     assert rows[0]["accuracy"] == 0.0 and rows[2]["accuracy"] == 1.0  # sample 0 is wrong, majority right
     assert [r["tokens_per_problem"] for r in rows] == [4, 8, 16]
+    assert rows[2]["pass@1"] == 0.75 and rows[2]["pass@n"] == 1.0 and rows[0]["pass@n"] == 0.0
     assert (tmp_path / "scaling.png").stat().st_size > 1000 and (tmp_path / "report.html").exists()
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 9
     assert json.loads((tmp_path / "summary.json").read_text())["problems"] == 3

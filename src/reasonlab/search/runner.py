@@ -62,7 +62,7 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
                     log.write(json.dumps({"strategy": name, "n": n, "problem_id": p.id, "answer": r.answer,
                                           "reference": p.answer, "correct": c, "tokens": r.tokens}) + "\n")
                 curves.setdefault(name, []).append({
-                    "n": n, "accuracy": round(sum(correct) / len(correct), 4),
+                    "n": n, "accuracy": round(sum(correct) / len(correct), 4), **_candidate_stats(problems, results, task),
                     "tokens_per_problem": round(sum(r.tokens for r in results) / len(results), 1),
                     "wall_s": round(wall, 2), "sampled": name not in PREFIX_SHARED or n == max(ns)})
             curves[name].sort(key=lambda row: row["n"])
@@ -70,6 +70,17 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot(out, curves)
     return summary
+
+
+def _candidate_stats(problems, results: list[Result], task) -> dict:
+    """pass@1 (mean correctness over every candidate: the single-sample baseline, estimated from
+    all n samples instead of one) and pass@n (any candidate right: the ceiling a perfect selector
+    could reach). Empty when a strategy keeps no candidates."""
+    per_problem = [[bool(task.score(p, c).correct) for c in r.candidates] for p, r in zip(problems, results)]
+    if not all(per_problem):
+        return {}
+    return {"pass@1": round(sum(sum(c) / len(c) for c in per_problem) / len(per_problem), 4),
+            "pass@n": round(sum(any(c) for c in per_problem) / len(per_problem), 4)}
 
 
 def plot(out: Path, curves: dict[str, list[dict]]) -> Path:
