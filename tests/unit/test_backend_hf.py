@@ -93,3 +93,29 @@ def test_bf16_sampler_agrees_with_fp32_mostly(model, tok):
     a = HFGenerator(model, tok, dtype="fp32").generate(PROMPTS[:1], p)[0][0].token_ids
     b = HFGenerator(model, tok, dtype="bf16").generate(PROMPTS[:1], p)[0][0].token_ids
     assert a[:2] == b[:2]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_linears_match_plain_matmuls(tok, bias):
+    """The oneDNN pre-packed path (CPU default) and the plain-matmul path (GPU, other builds)
+    compute the same forward, with and without a qkv bias (qwen2)."""
+    from reasonlab.backends.fast_llama import FastLlama, can_pack
+
+    if not can_pack(torch.device("cpu")):
+        pytest.skip("this torch build has no oneDNN linear ops")
+    m = tiny_llama(vocab_size=len(tok), hidden=64, layers=2)
+    if bias:
+        for blk in m.model.layers:
+            for proj in (blk.self_attn.q_proj, blk.self_attn.k_proj, blk.self_attn.v_proj):
+                proj.bias = torch.nn.Parameter(torch.randn(proj.out_features) * 0.1)
+    ids = torch.randint(3, len(tok), (3, 7))
+    pos = torch.arange(7).expand(3, 7)
+    mask = torch.ones(7, 7, dtype=torch.bool).tril()[None, None].expand(3, 1, 7, 7)
+    logits = []
+    for pack in (True, False):
+        fast = FastLlama.from_hf(m, torch.float32, pack=pack)
+        assert all(layer.qkv.packed is pack for layer in fast.layers)
+        logits.append(fast.forward(ids, pos, fast.new_cache(3, 7), 0, mask))
+    assert torch.allclose(logits[0], logits[1], atol=1e-4)
+    if not bias:  # and both match the HF model itself
+        assert torch.allclose(logits[0], m(ids).logits[:, -1].float(), atol=1e-4)

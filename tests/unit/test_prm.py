@@ -66,3 +66,23 @@ def test_value_model_learns_and_roundtrips(tmp_path):
     scorer = RewardModelScorer.load(tmp_path / "rm")
     good, bad = scorer.score([problems[0]] * 2, ["good\n\n<answer>1</answer>", "bad\n\n<answer>0</answer>"], "min")
     assert good > bad
+
+
+def test_scorer_caches_and_batches_by_length_without_changing_scores():
+    tok = load_tokenizer("smollm2-135m")
+    torch.manual_seed(0)
+    model = ValueModel(tiny_llama(vocab_size=len(tok), hidden=32, layers=2), "prm")
+    torch.nn.init.normal_(model.head.weight)
+    p = Problem("arith/x", "What is 3 + 4?", "7")
+    texts = ["a\n\nb", "a much longer first step with many words\n\nand a second\n\n<answer>7</answer>", "7",
+             "short\n\n<answer>1</answer>"]
+    alone = [RewardModelScorer(model, tok, batch_size=1).step_scores([p], [t])[0] for t in texts]
+    scorer = RewardModelScorer(model, tok, batch_size=2)
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    batched = scorer.step_scores([p] * 4, texts)
+    assert len(calls) == 2  # 4 texts, batches of 2
+    for a, b in zip(alone, batched):
+        assert len(a) == len(b) and all(abs(x - y) < 1e-5 for x, y in zip(a, b))
+    again = scorer.step_scores([p] * 2, [texts[3], texts[1]])  # served from the cache
+    assert len(calls) == 2 and again == [batched[3], batched[1]]

@@ -52,6 +52,10 @@ def test_extract_answer_looks_at_the_end_of_huge_text():
     ("\\text{(B)}", "(B)", True), ("\\text{Evelyn}", "Evelyn", True),
     (None, "3", False), ("", "3", False), ("  ", "3", False), ("3", None, None),
     ("1" * 2000, "1", None), ("1", "1" * 2000, None),
+    # prose against a number: its last number decides (math-verify would pick "3 - 3" = 0 here)
+    ("The answer to the problem 3 - 3 is 3", "0", False), ("The answer is 3", "3", True),
+    ("5 apples", "5", True), ("3 - 8 = -5 in total", "-5", True), ("4 + 19 = 23", "23", True),
+    ("4 + 19 = 22", "23", False), ("\\sqrt{4}", "2", True),
 ])
 def test_is_equivalent(pred, ref, expected):
     assert is_equivalent(pred, ref) is expected

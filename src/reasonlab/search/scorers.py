@@ -76,21 +76,32 @@ def pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 class RewardModelScorer:
-    """Scores solutions with a trained ValueModel; ``score`` returns one number per solution."""
+    """Scores solutions with a trained ValueModel; ``score`` returns one number per solution.
 
-    def __init__(self, model: ValueModel, tokenizer, step_delimiter: str = "\n\n", prompt: str = "plain"):
+    Step scores are cached per (problem, text): search strategies and the scale runner score the
+    same candidates again at every n (best-of-4 reuses best-of-16's first four), and a forward
+    pass over a whole solution is the expensive part. Solutions are batched by length, so
+    padding stays small.
+    """
+
+    def __init__(self, model: ValueModel, tokenizer, step_delimiter: str = "\n\n", prompt: str = "plain",
+                 batch_size: int = 16):
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.delimiter, self.prompt = step_delimiter, prompt
+        self.delimiter, self.prompt, self.batch_size = step_delimiter, prompt, batch_size
+        self.cache: dict[tuple[str, str], list[float]] = {}
 
     @classmethod
-    def load(cls, path: str | Path) -> "RewardModelScorer":
+    def load(cls, path: str | Path, dtype: str | None = None) -> "RewardModelScorer":
+        """``dtype``: auto (bf16 on CPUs with native bf16, as for sampling) | bf16 | fp32."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from reasonlab.models import resolve_dtype
 
         path = Path(path)
         if not (path / "scorer.json").exists():
             raise FileNotFoundError(f"{path}: no scorer.json — train one with `reasonlab train prm`")
         meta = json.loads((path / "scorer.json").read_text())
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
         model = ValueModel(lm, meta.get("kind", "prm"))
         model.head.load_state_dict(torch.load(path / "value_head.pt"))
         tok = AutoTokenizer.from_pretrained(path)
@@ -98,15 +109,18 @@ class RewardModelScorer:
 
     @torch.inference_mode()
     def step_scores(self, problems: list[Problem], texts: list[str]) -> list[list[float]]:
-        encoded = [encode_steps(self.tokenizer, p, split_steps(t, self.delimiter), self.prompt)
-                   for p, t in zip(problems, texts)]
-        out = []
-        for i in range(0, len(encoded), 16):
-            chunk = encoded[i:i + 16]
-            ids, attn = pad([e[0] for e in chunk], self.tokenizer.pad_token_id or 0)
+        keys = [(p.id, t) for p, t in zip(problems, texts)]
+        todo = {k: (p, t) for k, p, t in zip(keys, problems, texts) if k not in self.cache}
+        encoded = {k: encode_steps(self.tokenizer, p, split_steps(t, self.delimiter), self.prompt)
+                   for k, (p, t) in todo.items()}
+        order = sorted(encoded, key=lambda k: len(encoded[k][0]))
+        for i in range(0, len(order), self.batch_size):
+            chunk = order[i:i + self.batch_size]
+            ids, attn = pad([encoded[k][0] for k in chunk], self.tokenizer.pad_token_id or 0)
             values = torch.sigmoid(self.model(ids, attn))
-            out += [[float(values[j, k]) for k in ends] for j, (_, ends) in enumerate(chunk)]
-        return out
+            for j, k in enumerate(chunk):
+                self.cache[k] = [float(values[j, e]) for e in encoded[k][1]]
+        return [list(self.cache[k]) for k in keys]
 
     def score(self, problems: list[Problem], texts: list[str], aggregation: str = "last") -> list[float]:
         if aggregation not in AGGREGATIONS:

@@ -111,7 +111,7 @@ def train_value_model(model: ValueModel, tokenizer, data: list[dict], cfg: PRMCo
                 loss.backward()
                 opt.step()
                 step += 1
-                row = {"step": step, "epoch": epoch, "loss": round(float(loss), 5)}
+                row = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}
                 history.append(row)
                 log.write(json.dumps(row) + "\n")
                 bar.advance(job)

@@ -5,7 +5,10 @@ Order of checks (cheap first):
 2. both parse as numbers (thousands separators ``1,000``/``1 000``, ``$``, ``%``, ``\\frac{a}{b}``,
    ``a/b``, ``\\text{}`` wrappers) -> equal within relative tolerance 1e-6; a number against a
    number is decisive and costs microseconds (no process hop);
-3. otherwise math-verify (symbolic LaTeX/expressions) in a separate worker process with a hard
+3. prose against a number (the answer holds words, e.g. ``the answer to 3 - 3 is 3``): the
+   last number in the prose decides. math-verify would pick *some* expression out of the
+   sentence (here ``3 - 3`` = 0 and call it right), and a policy under RL learns such hacks;
+4. otherwise math-verify (symbolic LaTeX/expressions) in a separate worker process with a hard
    wall-clock limit (``mv_worker.py``): sympy can take minutes on hostile input, and neither
    ``signal.alarm`` (main thread only) nor threads can stop it, but a process can be killed.
 Returns True/False, or None when it cannot judge (input too long, timeout, worker failure).
@@ -24,6 +27,9 @@ REL_TOL = 1e-6
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 _FRAC = re.compile(r"^(-?)\\[dt]?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}$")
 _FRAC_SHORT = re.compile(r"^(-?)\\[dt]?frac(\d)(\d)$")
+_LATEX_CMD = re.compile(r"\\[a-zA-Z]+")
+_WORD = re.compile(r"[a-zA-Z]{2,}")
+_LAST_NUM = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?(?!.*\d)", re.DOTALL)
 _PLAIN_NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
 
 
@@ -90,6 +96,10 @@ def is_equivalent(pred: str | None, ref: str | None, *, timeout_s: float = 2.0) 
             return math.isclose(pn, rn, rel_tol=REL_TOL, abs_tol=1e-9)
         if rn is not None and re.fullmatch(r"[-+\d.,\s]+", p):
             return False  # a malformed number against a number: wrong, no need for sympy
+        if rn is not None and _WORD.search(_LATEX_CMD.sub(" ", p)):
+            last = _LAST_NUM.search(p.replace(",", ""))
+            value = to_number(last.group(0)) if last else None
+            return value is not None and math.isclose(value, rn, rel_tol=REL_TOL, abs_tol=1e-9)
         return verify_in_worker(p, r, timeout_s)
     except Exception:  # noqa: BLE001 - a verifier never raises
         return None
