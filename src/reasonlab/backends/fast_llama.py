@@ -57,21 +57,22 @@ def _bias(linear):
     return None if lin.bias is None else lin.bias.detach()
 
 
-def can_pack(device: torch.device) -> bool:
-    """oneDNN pre-packed linears are available (CPU builds with mkldnn; probed once)."""
-    global _PACK_OK
+def can_pack(device: torch.device, dtype: torch.dtype = torch.float32) -> bool:
+    """oneDNN pre-packed linears work for ``dtype`` here (CPU builds with mkldnn; bf16 also needs
+    AVX-512 or AVX-NE-CONVERT in the CPU). Probed once per dtype."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
-    if _PACK_OK is None:
+    if dtype not in _PACK_OK:
         try:
-            w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 4), 1)
-            _PACK_OK = bool(torch.ops.mkldnn._linear_pointwise(torch.ones(1, 4), w, None, "none", [], "")[0, 0] == 4)
-        except Exception:  # noqa: BLE001 - an op missing from this build: plain matmuls
-            _PACK_OK = False
-    return _PACK_OK
+            w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 4, dtype=dtype), 1)
+            y = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 4, dtype=dtype), w, None, "none", [], "")
+            _PACK_OK[dtype] = bool(y[0, 0] == 4)
+        except Exception:  # noqa: BLE001 - an op or CPU feature missing here: plain matmuls
+            _PACK_OK[dtype] = False
+    return _PACK_OK[dtype]
 
 
-_PACK_OK: bool | None = None
+_PACK_OK: dict[torch.dtype, bool] = {}
 
 
 class Linear:
@@ -140,7 +141,7 @@ class FastLlama:
         m = base_model(model)
         cfg = m.config
         dev = m.lm_head.weight.device
-        pack = can_pack(dev) if pack is None else pack
+        pack = can_pack(dev, dtype) if pack is None else pack
         cast = lambda t: t.to(device=dev, dtype=dtype).contiguous()  # noqa: E731
         linear = lambda w, b=None: Linear(cast(w), None if b is None else cast(b), pack)  # noqa: E731
         layers = []
