@@ -49,6 +49,33 @@ def test_monte_carlo_soft_labels():
     assert orm[0]["labels"] == [1.0, 1.0]
 
 
+class PerQuestion(Rollouts):
+    """Rollouts whose right answer depends on the question, counting backend calls."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, 0
+
+    def generate(self, prompts, params):
+        self.calls += 1
+        out = []
+        for m in prompts:
+            self.answer = self.answers[next(x["content"] for x in m if x["role"] == "user")]
+            out += super().generate([m], params)
+        return out
+
+
+def test_monte_carlo_labels_batched_across_problems_stay_aligned():
+    task = get_task("arith")
+    answers = {"What is 3 + 4?": "7", "What is 1 + 1?": "2", "What is 5 - 1?": "4"}
+    problems = [Problem(f"arith/{i}", q, a) for i, (q, a) in enumerate(answers.items())]
+    backend = PerQuestion(answers)
+    data = mc_labels(problems, backend, task, PRMConfig(solutions=2, rollouts=4, prompt="plain", label_batch=2),
+                     progress=False)
+    assert backend.calls == 4  # two chunks, each: one call for solutions, one for all continuations
+    assert [d["problem"].id for d in data] == ["arith/0", "arith/0", "arith/1", "arith/1", "arith/2", "arith/2"]
+    assert [d["labels"] for d in data] == [[0.75, 1.0], [0.0, 0.0]] * 3
+
+
 def test_value_model_learns_and_roundtrips(tmp_path):
     tok = load_tokenizer("smollm2-135m")
     torch.manual_seed(0)

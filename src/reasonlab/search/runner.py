@@ -30,14 +30,13 @@ class PrefixCache:
         self.tokenizer = getattr(backend, "tokenizer", None)
 
     def generate(self, prompts, params: SamplingParams):
-        out = []
-        for prompt in prompts:
-            key = json.dumps([prompt, params.temperature, params.top_p, params.max_new_tokens,
-                              list(params.stop), params.seed], sort_keys=True)
-            if key not in self.store or len(self.store[key]) < params.n:
-                self.store[key] = self.backend.generate([prompt], params)[0]
-            out.append(self.store[key][: params.n])
-        return out
+        keys = [json.dumps([prompt, params.temperature, params.top_p, params.max_new_tokens,
+                            list(params.stop), params.seed], sort_keys=True) for prompt in prompts]
+        missing = {k: p for k, p in zip(keys, prompts) if k not in self.store or len(self.store[k]) < params.n}
+        if missing:  # one backend call for all misses, so it can fill whole batches across prompts
+            for key, samples in zip(missing, self.backend.generate(list(missing.values()), params)):
+                self.store[key] = samples
+        return [self.store[k][: params.n] for k in keys]
 
     def sync_weights(self) -> None:
         self.backend.sync_weights()

@@ -40,34 +40,45 @@ class PRMConfig:
     batch_size: int = 8
     train_layers: int = 2
     seed: int = 0
+    label_batch: int = 8  # problems labelled per sampler call (bigger batches, same labels' meaning)
 
 
 def mc_labels(problems: list[Problem], backend, task, cfg: PRMConfig, progress: bool = True) -> list[dict]:
-    """[{problem, steps, labels}] with soft labels in [0, 1] (one per labelled step)."""
+    """[{problem, steps, labels}] with soft labels in [0, 1] (one per labelled step).
+
+    Problems go through in chunks of ``label_batch``: one backend call samples every chunk
+    problem's solutions, a second one all their step prefixes' continuations, so the sampler
+    runs full batches instead of one problem's few rows at a time.
+    """
     data = []
     with progress_bar(progress) as bar:
         job = bar.add_task(f"{cfg.kind} labels", total=len(problems))
-        for i, p in enumerate(problems):
-            msgs = prompt_formats.build(p, cfg.prompt)
-            prefill = prompt_formats.response_prefix(msgs)
-            base = msgs[:-1] if prefill else msgs
-            sols = backend.generate([msgs], SamplingParams(n=cfg.solutions, temperature=cfg.temperature,
-                                                           max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + i))[0]
-            for c in sols:
-                text = prefill + c.text
-                steps = split_steps(text, cfg.step_delimiter)[: cfg.max_steps]
-                final = float(bool(task.score(p, text).correct))
-                if cfg.kind == "orm" or len(steps) == 1:
-                    labels = [final] * len(steps)
-                else:
-                    prefixes = ["".join(steps[: j + 1]) for j in range(len(steps) - 1)]
-                    outs = backend.generate([base + [{"role": "assistant", "content": pre}] for pre in prefixes],
-                                            SamplingParams(n=cfg.rollouts, temperature=cfg.temperature,
-                                                           max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 7 * i))
-                    labels = [sum(bool(task.score(p, pre + o.text).correct) for o in os_) / cfg.rollouts
-                              for pre, os_ in zip(prefixes, outs)] + [final]
+        for start in range(0, len(problems), cfg.label_batch):
+            chunk = problems[start: start + cfg.label_batch]
+            msgs = [prompt_formats.build(p, cfg.prompt) for p in chunk]
+            prefills = [prompt_formats.response_prefix(m) for m in msgs]
+            params = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+            sols = backend.generate(msgs, SamplingParams(n=cfg.solutions, seed=cfg.seed + start, **params))
+            rows, requests = [], []  # rows: (problem, steps, final, first request index)
+            for p, m, prefill, cands in zip(chunk, msgs, prefills, sols):
+                base = m[:-1] if prefill else m
+                for c in cands:
+                    text = prefill + c.text
+                    steps = split_steps(text, cfg.step_delimiter)[: cfg.max_steps]
+                    final = float(bool(task.score(p, text).correct))
+                    rows.append((p, steps, final, len(requests)))
+                    if cfg.kind == "prm" and len(steps) > 1:
+                        requests += [(p, base, "".join(steps[: j + 1])) for j in range(len(steps) - 1)]
+            outs = backend.generate([base + [{"role": "assistant", "content": pre}] for _, base, pre in requests],
+                                    SamplingParams(n=cfg.rollouts, seed=cfg.seed + 7 * start + 1, **params)) \
+                if requests else []
+            scores = [sum(bool(task.score(p, pre + o.text).correct) for o in conts) / cfg.rollouts
+                      for (p, _, pre), conts in zip(requests, outs)]
+            for p, steps, final, first in rows:
+                labelled = len(steps) - 1 if cfg.kind == "prm" and len(steps) > 1 else 0
+                labels = scores[first: first + labelled] + [final] if labelled else [final] * len(steps)
                 data.append({"problem": p, "steps": steps, "labels": labels})
-            bar.advance(job)
+            bar.advance(job, len(chunk))
     return data
 
 
