@@ -113,3 +113,35 @@ def test_scorer_caches_and_batches_by_length_without_changing_scores():
         assert len(a) == len(b) and all(abs(x - y) < 1e-5 for x, y in zip(a, b))
     again = scorer.step_scores([p] * 2, [texts[3], texts[1]])  # served from the cache
     assert len(calls) == 2 and again == [batched[3], batched[1]]
+
+
+def test_scale_runner_drives_scorer_progress(tmp_path):
+    """weighted_vote through run_scale with a real (tiny) PRM: every candidate scored once, and
+    sampling and scoring shown as their own progress tasks."""
+    from reasonlab.search import SearchConfig
+    from reasonlab.search.runner import run_scale
+
+    tok = load_tokenizer("smollm2-135m")
+    torch.manual_seed(0)
+    class Watched(RewardModelScorer):
+        def step_scores(self, problems, texts):
+            scores = super().step_scores(problems, texts)
+            self.tasks = [t.description for t in self.bar.tasks]
+            return scores
+
+    scorer = Watched(ValueModel(tiny_llama(vocab_size=len(tok), hidden=32, layers=2), "prm"), tok)
+    task = get_task("arith")
+    problems = task.load("test", 3)
+
+    class Guess:
+        name, max_batch = "guess", 8
+
+        def generate(self, prompts, params):
+            return [[Completion(f"step\n\n<answer>{i}</answer>", (1,) * 3) for i in range(params.n)]
+                    for _ in prompts]
+
+    summary = run_scale(problems, task, Guess(), scorer, ["weighted_vote"], [1, 4], SearchConfig(prompt="plain"),
+                        tmp_path, progress=True)
+    assert [r["n"] for r in summary["strategies"]["weighted_vote"]] == [1, 4]
+    assert len(scorer.cache) == 3 * 4  # n = 1 reused n = 4's scores
+    assert "scoring" in scorer.tasks and "sampling n=4" in scorer.tasks

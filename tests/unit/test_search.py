@@ -124,6 +124,26 @@ def test_prefix_cache_serves_smaller_n_from_larger():
     assert backend.calls == 1 and small == big[:2]
 
 
+def test_prefix_cache_batches_misses_across_prompts_in_full_batches():
+    class Echo:
+        name, max_batch = "echo", 8
+
+        def __init__(self):
+            self.sizes = []
+
+        def generate(self, prompts, params):
+            self.sizes.append(len(prompts) * params.n)
+            return [[Completion(f"{p}#{i}", (1,)) for i in range(params.n)] for p in prompts]
+
+    backend = Echo()
+    cache = PrefixCache(backend, batches_per_call=2)  # 16 rows per call -> 4 prompts at n = 4
+    prompts = [f"q{i}" for i in range(10)] + ["q3"]  # a repeated prompt is sampled once
+    out = cache.generate(prompts, SamplingParams(n=4, seed=0))
+    assert backend.sizes == [16, 16, 8]
+    assert [o[0].text for o in out] == [f"q{i}#0" for i in range(10)] + ["q3#0"]
+    assert cache.generate(["q5"], SamplingParams(n=2, seed=0))[0] == out[5][:2] and len(backend.sizes) == 3
+
+
 def test_run_scale_writes_curve_and_plot(tmp_path):
     task = get_task("arith")
     problems = task.load("test", 3)

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from reasonlab.eval.progress import progress_bar
 from reasonlab.eval.report import write_html
 from reasonlab.search.base import Result, SearchConfig, get_strategy
 from reasonlab.types import SamplingParams
@@ -21,21 +22,33 @@ PREFIX_SHARED = {"cot", "vote", "weighted_vote", "best_of_n"}
 
 
 class PrefixCache:
-    """A Generator wrapper: a request for n samples is served from an earlier request's first n."""
+    """A Generator wrapper: a request for n samples is served from an earlier request's first n.
+
+    Misses go to the backend a few full batches at a time (``batches_per_call`` x its
+    ``max_batch`` rows), so the sampler fills whole batches across prompts and a progress bar,
+    when given, moves while a long sampling pass runs.
+    """
 
     name = "prefix-cache"
 
-    def __init__(self, backend):
-        self.backend, self.store = backend, {}
+    def __init__(self, backend, bar=None, batches_per_call: int = 4):
+        self.backend, self.store, self.bar = backend, {}, bar
         self.tokenizer = getattr(backend, "tokenizer", None)
+        self.rows_per_call = batches_per_call * getattr(backend, "max_batch", 64)
 
     def generate(self, prompts, params: SamplingParams):
         keys = [json.dumps([prompt, params.temperature, params.top_p, params.max_new_tokens,
                             list(params.stop), params.seed], sort_keys=True) for prompt in prompts]
-        missing = {k: p for k, p in zip(keys, prompts) if k not in self.store or len(self.store[k]) < params.n}
-        if missing:  # one backend call for all misses, so it can fill whole batches across prompts
-            for key, samples in zip(missing, self.backend.generate(list(missing.values()), params)):
+        missing = list({k: p for k, p in zip(keys, prompts)
+                        if k not in self.store or len(self.store[k]) < params.n}.items())
+        job = self.bar.add_task(f"sampling n={params.n}", total=len(missing)) if self.bar and missing else None
+        step = max(1, self.rows_per_call // max(params.n, 1))
+        for start in range(0, len(missing), step):
+            part = missing[start:start + step]
+            for (key, _), samples in zip(part, self.backend.generate([p for _, p in part], params)):
                 self.store[key] = samples
+            if job is not None:
+                self.bar.advance(job, len(part))
         return [self.store[k][: params.n] for k in keys]
 
     def sync_weights(self) -> None:
@@ -43,15 +56,19 @@ class PrefixCache:
 
 
 def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[int], cfg: SearchConfig,
-              out: str | Path) -> dict:
+              out: str | Path, progress: bool = True) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cached = PrefixCache(backend)
     curves: dict[str, list[dict]] = {}
-    with (out / "results.jsonl").open("w") as log:
+    with progress_bar(progress) as bar, (out / "results.jsonl").open("w") as log:
+        cached = PrefixCache(backend, bar if progress else None)
+        if scorer is not None and hasattr(scorer, "bar"):
+            scorer.bar = bar if progress else None  # scoring thousands of samples takes minutes too
+        points = bar.add_task("scale", total=len(strategies) * len(ns))
         for name in strategies:
             fn = get_strategy(name)
             for n in sorted(ns, reverse=True):  # the largest first, so smaller n reuse its samples
+                bar.update(points, description=f"scale: {name} n={n}")
                 run_cfg = SearchConfig(**{**cfg.__dict__, "strategy": name, "n": n})
                 start = time.perf_counter()
                 results: list[Result] = fn(problems, cached if name in PREFIX_SHARED else backend, scorer, run_cfg)
@@ -64,6 +81,7 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
                     "n": n, "accuracy": round(sum(correct) / len(correct), 4), **_candidate_stats(problems, results, task),
                     "tokens_per_problem": round(sum(r.tokens for r in results) / len(results), 1),
                     "wall_s": round(wall, 2), "sampled": name not in PREFIX_SHARED or n == max(ns)})
+                bar.advance(points)
             curves[name].sort(key=lambda row: row["n"])
     summary = {"problems": len(problems), "config": cfg.__dict__, "strategies": curves}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

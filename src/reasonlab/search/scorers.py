@@ -89,6 +89,7 @@ class RewardModelScorer:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.delimiter, self.prompt, self.batch_size = step_delimiter, prompt, batch_size
         self.cache: dict[tuple[str, str], list[float]] = {}
+        self.bar = None  # a rich Progress (set by the scale runner): scoring shows its own task
 
     @classmethod
     def load(cls, path: str | Path, dtype: str | None = None) -> "RewardModelScorer":
@@ -114,12 +115,15 @@ class RewardModelScorer:
         encoded = {k: encode_steps(self.tokenizer, p, split_steps(t, self.delimiter), self.prompt)
                    for k, (p, t) in todo.items()}
         order = sorted(encoded, key=lambda k: len(encoded[k][0]))
+        job = self.bar.add_task("scoring", total=len(order)) if self.bar is not None and order else None
         for i in range(0, len(order), self.batch_size):
             chunk = order[i:i + self.batch_size]
             ids, attn = pad([encoded[k][0] for k in chunk], self.tokenizer.pad_token_id or 0)
             values = torch.sigmoid(self.model(ids, attn))
             for j, k in enumerate(chunk):
                 self.cache[k] = [float(values[j, e]) for e in encoded[k][1]]
+            if job is not None:
+                self.bar.advance(job, len(chunk))
         return [list(self.cache[k]) for k in keys]
 
     def score(self, problems: list[Problem], texts: list[str], aggregation: str = "last") -> list[float]:
