@@ -123,6 +123,7 @@ def test_scale_runner_drives_scorer_progress(tmp_path):
 
     tok = load_tokenizer("smollm2-135m")
     torch.manual_seed(0)
+
     class Watched(RewardModelScorer):
         def step_scores(self, problems, texts):
             scores = super().step_scores(problems, texts)

@@ -61,9 +61,9 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
     out.mkdir(parents=True, exist_ok=True)
     curves: dict[str, list[dict]] = {}
     with progress_bar(progress) as bar, (out / "results.jsonl").open("w") as log:
-        cached = PrefixCache(backend, bar if progress else None)
+        cached = PrefixCache(backend, bar)  # progress_bar(False) yields a silent stand-in
         if scorer is not None and hasattr(scorer, "bar"):
-            scorer.bar = bar if progress else None  # scoring thousands of samples takes minutes too
+            scorer.bar = bar  # scoring thousands of samples takes minutes too
         points = bar.add_task("scale", total=len(strategies) * len(ns))
         for name in strategies:
             fn = get_strategy(name)

@@ -59,24 +59,24 @@ def mc_labels(problems: list[Problem], backend, task, cfg: PRMConfig, progress: 
             prefills = [prompt_formats.response_prefix(m) for m in msgs]
             params = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
             sols = backend.generate(msgs, SamplingParams(n=cfg.solutions, seed=cfg.seed + start, **params))
-            rows, requests = [], []  # rows: (problem, steps, final, first request index)
+            rows, requests = [], []  # rows: (problem, steps, final, its requests' slice)
             for p, m, prefill, cands in zip(chunk, msgs, prefills, sols):
                 base = m[:-1] if prefill else m
                 for c in cands:
                     text = prefill + c.text
                     steps = split_steps(text, cfg.step_delimiter)[: cfg.max_steps]
                     final = float(bool(task.score(p, text).correct))
-                    rows.append((p, steps, final, len(requests)))
+                    first = len(requests)
                     if cfg.kind == "prm" and len(steps) > 1:
                         requests += [(p, base, "".join(steps[: j + 1])) for j in range(len(steps) - 1)]
+                    rows.append((p, steps, final, slice(first, len(requests))))
             outs = backend.generate([base + [{"role": "assistant", "content": pre}] for _, base, pre in requests],
                                     SamplingParams(n=cfg.rollouts, seed=cfg.seed + 7 * start + 1, **params)) \
                 if requests else []
             scores = [sum(bool(task.score(p, pre + o.text).correct) for o in conts) / cfg.rollouts
                       for (p, _, pre), conts in zip(requests, outs)]
-            for p, steps, final, first in rows:
-                labelled = len(steps) - 1 if cfg.kind == "prm" and len(steps) > 1 else 0
-                labels = scores[first: first + labelled] + [final] if labelled else [final] * len(steps)
+            for p, steps, final, own in rows:
+                labels = scores[own] + [final] if own.stop > own.start else [final] * len(steps)
                 data.append({"problem": p, "steps": steps, "labels": labels})
             bar.advance(job, len(chunk))
     return data
