@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/grpo_vs_trl.py
+	$(BIN)/python bench/sft_vs_trl.py --steps 4 --rounds 2 --threads 1
 
 clean:
 	rm -rf $(VENV) runs

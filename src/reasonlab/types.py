@@ -10,6 +10,14 @@ Messages = list[dict[str, str]]
 Prompt = str | Messages
 
 
+def response_prefix(prompt: Prompt) -> str:
+    """The assistant pre-fill a prompt ends with ('' for none or a raw-text prompt). Lives here,
+    not in ``prompts``, because ``Sample.text`` needs it and ``prompts`` imports these types."""
+    if isinstance(prompt, list) and prompt and prompt[-1].get("role") == "assistant":
+        return prompt[-1]["content"]
+    return ""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One question with its reference answer. ``id`` is stable across runs (resume keys on it)."""
@@ -57,8 +65,6 @@ class Sample:
     @property
     def text(self) -> str:
         """The whole assistant response: the prompt's assistant pre-fill, if any, + completion."""
-        from reasonlab.prompts import response_prefix
-
         return response_prefix(self.prompt) + self.completion.text
 
 

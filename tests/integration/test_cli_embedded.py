@@ -25,7 +25,7 @@ def test_eval_arith_writes_summary_and_resumes(tmp_path):
         "--max-new-tokens", "48", "--out", str(out))
     s = json.loads((out / "summary.json").read_text())
     assert s["task"] == "arith" and s["n"] == 2 and s["problems"] == 6
-    assert set(s["metrics"]) == {"pass@1", "pass@2", "maj@2", "format_rate"}
+    assert set(s["metrics"]) == {"pass@1", "pass@2", "maj@2", "format_rate", "nonempty_think_rate"}
     assert 0 <= s["metrics"]["pass@1"] <= s["metrics"]["pass@2"] <= 1 and s["tokens_generated"] > 0
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and rows[0]["completion"].startswith("<think>")

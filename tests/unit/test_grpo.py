@@ -18,17 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "reasonlab.cli.main"]
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """A tiny random Llama saved in HF format with the embedded model's tokenizer."""
-    from reasonlab.models import load_tokenizer, save, tiny_llama
-
-    tok = load_tokenizer("smollm2-135m")
-    model = tiny_llama(vocab_size=len(tok), hidden=32, layers=2)
-    model.config.eos_token_id = tok.eos_token_id
-    return save(model, tok, tmp_path_factory.mktemp("tiny") / "model")
-
-
 def tiny_config(model_dir, **extra) -> dict:
     cfg = {"model": str(model_dir), "steps": 4, "dtype": "fp32", "seed": 3, "tensorboard": False,
            "rewards": {"weights": {"toy_rewards:vowels": 1.0, "tag_count": 0.5}},

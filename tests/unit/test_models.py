@@ -52,3 +52,49 @@ def test_dtype_resolution(monkeypatch):
     assert models.default_dtype() is torch.float32
     with pytest.raises(models.ModelError, match="unknown dtype"):
         models.resolve_dtype("int3")
+
+
+@pytest.fixture
+def saved_tiny(tmp_path, tiny_model):
+    """A tiny model in HF format with the embedded tokenizer beside it (loads for real)."""
+    tiny_model.save_pretrained(tmp_path / "m")
+    models.load_tokenizer("smollm2-135m").save_pretrained(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def _one_line(exc) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_intact_model_loads(saved_tiny):
+    model, tok = models.load(str(saved_tiny), dtype="fp32")
+    assert model.config.hidden_size == 32 and tok.pad_token is not None
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]), "truncated safetensors file"),
+    (lambda f: f.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + b"0" * 64), "header is not valid"),
+    (lambda f: f.write_bytes(b"garbage"), "no valid header"),
+    (lambda f: f.write_bytes(b"\xff" * 64), "no valid header"),
+])
+def test_corrupt_safetensors_is_a_model_error_naming_the_file(saved_tiny, damage, words):
+    """Issue 14 item 11: a corrupt model.safetensors was a transformers traceback."""
+    weights = saved_tiny / "model.safetensors"
+    damage(weights)
+    with pytest.raises(models.ModelError) as info:
+        models.load(str(saved_tiny), dtype="fp32")
+    assert str(weights) in _one_line(info) and words in str(info.value)
+
+
+def test_file_named_gguf_that_is_not_gguf(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_text("this is a text file, not a model\n")
+    with pytest.raises(models.ModelError) as info:
+        models.load(str(fake))
+    assert f"{fake}: not a GGUF file" in _one_line(info)
+    fake.write_bytes(b"GGUF" + b"\x00" * 40)  # the magic, then nonsense
+    with pytest.raises(models.ModelError) as info:
+        models.load(str(fake))
+    assert f"{fake}: cannot read this GGUF file" in _one_line(info)

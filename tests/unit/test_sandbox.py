@@ -115,3 +115,42 @@ def test_output_flood_is_cut():
 def test_execute_many_keeps_order():
     out = execute_many([f"print({i} * {i})" for i in range(12)], concurrency=4)
     assert [r.stdout.strip() for r in out] == [str(i * i) for i in range(12)]
+
+
+UNSHARE_USERNS = """import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for name, call in (("unshare", lambda: libc.unshare(0x10000000)),
+                   ("clone", lambda: libc.syscall(56 if os.uname().machine == "x86_64" else 220,
+                                                  0x10000000 | 17, 0, 0, 0, 0))):
+    rc = call()
+    if rc == 0:
+        print(name, "ok", flush=True)
+        os._exit(0)
+    elif rc > 0:
+        print(name, "ok (child)")
+    else:
+        print(name, "refused", os.strerror(ctypes.get_errno()))
+"""
+
+
+@pytest.mark.skipif(not bwrap_path(), reason="needs a working bubblewrap")
+@pytest.mark.parametrize("path", ["auto", "seccomp"])
+def test_no_nested_user_namespaces(path, monkeypatch):
+    """Issue 14 item 12: unshare(CLONE_NEWUSER) succeeded inside bubblewrap. Both ways of closing
+    it are exercised here: bwrap's --disable-userns and our seccomp filter (older bwrap)."""
+    from reasonlab.sandbox import isolation, seccomp
+
+    if path == "seccomp":
+        if not seccomp.supported():
+            pytest.skip("no seccomp numbers for this machine")
+        monkeypatch.setattr(isolation, "userns_flags", lambda: ())
+    elif not isolation.userns_flags():
+        pytest.skip("this bwrap has no --disable-userns (the seccomp case covers it)")
+    r = execute(UNSHARE_USERNS, isolation="bwrap")
+    assert r.status == "ok", r
+    # --disable-userns answers ENOSPC (the namespace limit is 0), the filter EPERM
+    lines = r.stdout.splitlines()
+    assert [ln.split(" ", 2)[:2] for ln in lines] == [["unshare", "refused"], ["clone", "refused"]], r.stdout
+    assert all(ln.endswith(("No space left on device", "Operation not permitted")) for ln in lines)
+    fork = "import os\npid = os.fork()\nif pid == 0: os._exit(0)\nos.waitpid(pid, 0)\nprint('forked')"
+    assert execute(fork, isolation="bwrap").stdout == "forked\n"  # plain fork/clone still works

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from reasonlab.search import SearchConfig, get_strategy
-from reasonlab.search.runner import PrefixCache, run_scale
+from reasonlab.search.runner import PrefixCache, point_intervals, run_scale
 from reasonlab.tasks.base import get_task
 from reasonlab.types import Completion, Problem, SamplingParams
 
@@ -168,3 +168,48 @@ def test_run_scale_writes_curve_and_plot(tmp_path):
     assert (tmp_path / "scaling.png").stat().st_size > 1000 and (tmp_path / "report.html").exists()
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 9
     assert json.loads((tmp_path / "summary.json").read_text())["problems"] == 3
+    assert summary["baseline"]["pass@1"] == 0.75 and summary["baseline"]["from"] == "vote n=4"
+    assert rows[2]["gain"] == 0.25 and rows[0]["gain"] == -0.75 and rows[2]["gain_ci"] == [0.25, 0.25]
+    assert (tmp_path / "gain.png").stat().st_size > 1000
+
+
+def test_run_scale_points_carry_intervals_and_paired_gains(tmp_path):
+    task = get_task("arith")
+    problems = task.load("test", 12)
+    answers = {p.question: p.answer for p in problems}
+    index = {p.question: k for k, p in enumerate(problems)}
+
+    class Mixed:  # problem k: sample i is right iff (i + k) % 3 == 0 -> a third right, varying per problem
+        name = "mixed"
+
+        def generate(self, prompts, params):
+            out = []
+            for m in prompts:
+                q = m[-1]["content"].split(chr(10))[0]
+                out.append([Completion(f"<answer>{answers[q] if (i + index[q]) % 3 == 0 else 1000 + i}</answer>",
+                                       (1,) * 2) for i in range(params.n)])
+            return out
+
+        def sync_weights(self):
+            pass
+
+    summary = run_scale(problems, task, Mixed(), None, ["vote", "cot"], [1, 3], SearchConfig(prompt="plain"), tmp_path)
+    base = summary["baseline"]
+    assert base["from"] == "vote n=3" and abs(base["pass@1"] - 1 / 3) < 1e-3
+    for name, rows in summary["strategies"].items():
+        for r in rows:
+            lo, hi = r["accuracy_ci"]
+            assert lo <= r["accuracy"] <= hi and r["gain"] == round(r["accuracy"] - base["pass@1"], 4)
+            assert r["gain_ci"][0] <= r["gain"] <= r["gain_ci"][1]
+    one = summary["strategies"]["vote"][0]  # n = 1: sample 0, right on every third problem
+    assert one["accuracy"] == round(4 / 12, 4) and one["accuracy_ci"][0] < one["accuracy"] < one["accuracy_ci"][1]
+
+
+def test_point_intervals_pairs_the_gain_with_the_baseline():
+    correct = [True, True, False, True, False, True, True, False] * 4
+    cands = [[c, False] for c in correct]  # each problem's pass@1 is half its accuracy
+    row = point_intervals(correct, cands, [sum(c) / 2 for c in cands])
+    assert row["gain"] == round(0.625 - 0.3125, 4)
+    assert 0 < row["gain_ci"][0] < row["gain"] < row["gain_ci"][1]
+    assert row["pass@n_ci"] == row["accuracy_ci"]  # same values, same resamples
+    assert "gain" not in point_intervals(correct, cands, None)

@@ -376,7 +376,7 @@ def test_tiny_llama_through_hf_backend(hf_backend):
 def test_cli_wires_backend_config_and_uvicorn(monkeypatch):
     from typer.testing import CliRunner
 
-    import reasonlab.backends.base as base
+    import reasonlab.backends.factory as base
     from reasonlab.cli.main import app
 
     seen = {}
@@ -389,3 +389,94 @@ def test_cli_wires_backend_config_and_uvicorn(monkeypatch):
     cfg = seen["app"].state.config
     assert (cfg.max_concurrency, cfg.timeout_s) == (3, 7.0)
     seen["app"].state.worker.close()
+
+
+# ---- issue 14 items 9 and 10: context, seeds, API keys ----
+
+@pytest.mark.parametrize("seed", [2**63, 2**64 + 5, -1])
+def test_out_of_range_seed_is_400(mock_server, seed):
+    url, backend = mock_server
+    calls = len(backend.calls)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "seed": seed}
+    r = httpx.post(url + "/v1/chat/completions", json=body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "seed", r.text
+    reasoning = {**body, "seed": 1, "reasoning": {"strategy": "vote", "seed": seed}}
+    r = httpx.post(url + "/v1/chat/completions", json=reasoning)
+    assert r.status_code == 400 and r.json()["error"]["param"].startswith("reasoning"), r.text
+    assert len(backend.calls) == calls
+    ok = httpx.post(url + "/v1/chat/completions", json={**body, "seed": 2**63 - 1})
+    assert ok.status_code == 200
+
+
+def test_context_overflow_is_400_and_max_tokens_is_clamped(hf_backend):
+    """A tiny Llama with 512 positions: a long prompt is refused naming the limit (it was a
+    500); max_tokens at the 4096 cap, or any value past the window, is clamped to what fits."""
+    long_msg = [{"role": "user", "content": "word " * 2000}]  # ~2000 tokens > 512
+    short = [{"role": "user", "content": "What is 2+3?"}]
+    n_prompt = len(hf_backend.encode(short))
+    with live(create_app(hf_backend, "tiny")) as url:
+        c = client(url)
+        with pytest.raises(openai.BadRequestError) as info:
+            c.chat.completions.create(model="tiny", messages=long_msg, max_tokens=5)
+        body = info.value.response.json()["error"]
+        assert body["code"] == "context_length_exceeded" and body["param"] == "messages"
+        assert "maximum context length is 512 tokens" in body["message"]
+        with pytest.raises(openai.BadRequestError):  # the reasoning path checks it too
+            c.chat.completions.create(model="tiny", messages=long_msg,
+                                      extra_body={"reasoning": {"strategy": "vote", "n": 2}})
+        for max_tokens in (4096, 512 - n_prompt + 1):
+            r = c.chat.completions.create(model="tiny", messages=short, max_tokens=max_tokens,
+                                          temperature=1.0, seed=0)
+            assert r.usage.prompt_tokens == n_prompt
+            assert 0 < r.usage.completion_tokens <= 512 - n_prompt
+        fits = c.chat.completions.create(model="tiny", messages=short, max_tokens=3, temperature=0)
+        assert fits.usage.completion_tokens <= 3  # a budget that fits is left alone
+
+
+def test_api_key_guards_every_route():
+    backend = Recording()
+    with live(create_app(backend, MODEL, ServeConfig(api_key="s3cret"))) as url:
+        msgs = [{"role": "user", "content": "hi"}]
+        c = openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as info:
+            c.chat.completions.create(model=MODEL, messages=msgs)
+        err = info.value.response.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["code"] == "invalid_api_key"
+        for method, path in [("GET", "/health"), ("GET", "/v1/models"), ("GET", f"/v1/models/{MODEL}"),
+                             ("POST", "/v1/chat/completions"), ("GET", "/v1/nothing")]:
+            r = httpx.request(method, url + path, json={"messages": msgs})
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key", path
+            r = httpx.request(method, url + path, headers={"Authorization": "Bearer nope"})
+            assert r.status_code == 401, path
+        assert backend.calls == []
+        good = openai.OpenAI(base_url=url + "/v1", api_key="s3cret", max_retries=0)
+        assert good.chat.completions.create(model=MODEL, messages=msgs).choices[0].message.content == "echo: hi #0"
+        assert httpx.get(url + "/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert "s3cret" not in repr(ServeConfig(api_key="s3cret"))
+
+
+def test_cli_api_key_flag_env_and_default(monkeypatch):
+    from typer.testing import CliRunner
+
+    import reasonlab.backends.factory as base
+    from reasonlab.cli.main import app
+
+    seen = {}
+    monkeypatch.setattr(base, "make_backend", lambda name, model, **kw: Recording())
+    monkeypatch.setattr(uvicorn, "run", lambda app_, host, port, **kw: seen.update(cfg=app_.state.config,
+                                                                                  app=app_))
+
+    def serve(args, env=None):
+        res = CliRunner().invoke(app, ["serve", "--model", "m1", *args],
+                                 env={"REASONLAB_API_KEY": None, **(env or {})})
+        assert res.exit_code == 0, res.output
+        seen["app"].state.worker.close()
+        return seen["cfg"].api_key, res.output
+
+    assert serve([])[0] is None  # loopback: off by default
+    assert serve(["--api-key", "k1"])[0] == "k1"
+    assert serve([], {"REASONLAB_API_KEY": "k2"})[0] == "k2"
+    key, out = serve(["--host", "0.0.0.0"])  # off loopback: a random key, printed once
+    assert key and len(key) >= 24 and key in out
+    key, out = serve(["--host", "0.0.0.0", "--no-auth"])
+    assert key is None and "without an API key" in out

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -114,16 +115,21 @@ def test_data_search_order(tmp_path, monkeypatch):
     env_dir, work = tmp_path / "env", tmp_path / "proj" / "work"
     env_dir.mkdir()
     work.mkdir(parents=True)
-    (tmp_path / "proj" / "shared" / "data").mkdir(parents=True)
-    _write(tmp_path / "proj" / "shared" / "data" / "math500_test.jsonl",
-           [{"problem": "cwd?", "answer": "1"}])
+    monkeypatch.delenv("REASONLAB_DATA", raising=False)
     monkeypatch.chdir(work)
-    assert get_task("math500").load()[0].question == "cwd?"  # ../shared/data from the CWD
+    shipped = get_task("math500").load()  # shipped inside the package: no data dir needed
+    assert len(shipped) == 500
+    assert len(get_task("gsm8k").load("test")) == 1319
+    (tmp_path / "proj" / "shared" / "data").mkdir(parents=True)
+    _write(tmp_path / "proj" / "shared" / "data" / "gsm8k_train.jsonl",
+           [{"question": "cwd?", "answer": "#### 1"}])
+    assert get_task("gsm8k").load("train")[0].question == "cwd?"  # ../shared/data from the CWD
     _write(env_dir / "math500_test.jsonl", [{"problem": "env?", "answer": "1"}])
     monkeypatch.setenv("REASONLAB_DATA", str(env_dir))
     assert get_task("math500").load()[0].question == "env?"  # $REASONLAB_DATA comes first
     dirs = files.candidate_dirs()
-    assert dirs[0] == env_dir and dirs[-1] == files.SHARED_DATA
+    assert dirs[0] == env_dir and dirs[1] == files.PACKAGE_DATA
+    assert "/work/shared" not in Path(files.__file__).read_text()  # no machine-specific path
 
 
 def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):

@@ -28,6 +28,9 @@ from reasonlab.verify import mv_worker
     ("we have 3, 5, and 7", "7"),
     ("total 1,234,567 apples", "1,234,567"),
     ("ratio 3/4", "3/4"),
+    # issue 14 item 8: a number's power is part of it; the innermost exponent is not the answer
+    ("The answer is 10^{10^{10^{10}}}", "10^{10^{10^{10}}}"),
+    ("so it is 2^{10}.", "2^{10}"), ("x = 2**10", "2**10"), ("x^2 = 4, so x is 2", "2"),
     ("no digits here", None),
     ("", None),
     (None, None),
@@ -71,6 +74,13 @@ def test_plain_numbers_never_reach_the_worker(monkeypatch):
         assert is_equivalent("1,000", "1000") is True
         assert is_equivalent("12", "13") is False
     assert time.perf_counter() - start < 5  # generous; typically ~20 ms for all 2000
+
+
+@pytest.mark.parametrize("pred", ["1\x002", "1\x00", "\x1b[31m1", "1\x7f2"])
+def test_control_characters_are_not_ignored(pred):
+    """Issue 14 item 8: "1\\x002" was judged equal to "1"."""
+    assert is_equivalent(pred, "1") is False
+    assert is_equivalent(pred, pred) is True
 
 
 def test_is_equivalent_never_raises_on_odd_input():

@@ -5,6 +5,6 @@ The trainer looks each one up by name in exactly one place and never special-cas
 
 from reasonlab.algos.advantages import ADVANTAGES
 from reasonlab.algos.kl import KL_ESTIMATORS
-from reasonlab.algos.losses import AGGREGATIONS, clipped_policy_loss
+from reasonlab.algos.losses import AGGREGATIONS, POLICY_LOSSES, clipped_policy_loss
 
-__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "clipped_policy_loss"]
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "POLICY_LOSSES", "clipped_policy_loss"]

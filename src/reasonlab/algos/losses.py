@@ -1,4 +1,4 @@
-"""Clipped policy-gradient loss and how per-token losses are aggregated.
+"""Policy losses (registered) and how per-token losses are aggregated (registered).
 
 ``clipped_policy_loss``: PPO's clipped surrogate (Schulman et al. 2017) per token,
     loss_t = -min(ratio_t * A, clip(ratio_t, 1 - clip_low, 1 + clip_high) * A),
@@ -27,6 +27,8 @@ import torch
 from reasonlab.registry import Registry
 
 AGGREGATIONS: Registry = Registry("loss aggregation")
+# Per-token policy losses ``fn(logp, old_logp, advantages, clip_low, clip_high) -> (loss, clipped)``.
+POLICY_LOSSES: Registry = Registry("policy loss")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class BatchNorm:
     max_len: int  # max_new_tokens (Dr. GRPO's constant)
 
 
+@POLICY_LOSSES.register("clip")
 def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                         clip_low: float = 0.2, clip_high: float = 0.2
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,6 +52,15 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
     loss = -torch.minimum(unclipped, clipped)
     was_clipped = (clipped < unclipped).float()
     return loss, was_clipped
+
+
+@POLICY_LOSSES.register("reinforce")
+def reinforce_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                   clip_low: float = 0.2, clip_high: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unclipped importance-weighted policy gradient, -ratio * A (REINFORCE when on-policy,
+    as in RLOO; Ahmadian et al. 2024). Nothing is ever clipped."""
+    ratio = torch.exp(logp - old_logp)
+    return -ratio * advantages[:, None], torch.zeros_like(logp)
 
 
 @AGGREGATIONS.register("token_mean")

@@ -1,5 +1,5 @@
-"""Generation backends behind one ``Generator`` protocol (see base.py)."""
+"""Generation backends behind one ``Generator`` protocol; build one with ``factory.make_backend``."""
 
-from reasonlab.backends.base import BACKENDS, Generator, make_backend
+from reasonlab.backends.base import BACKENDS, Generator
 
-__all__ = ["BACKENDS", "Generator", "make_backend"]
+__all__ = ["BACKENDS", "Generator"]

@@ -16,7 +16,7 @@ Contract
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from reasonlab.registry import Registry
 from reasonlab.types import Completion, Prompt, SamplingParams
@@ -31,15 +31,5 @@ class Generator(Protocol):
     def sync_weights(self) -> None: ...
 
 
-# Each entry is a factory ``fn(model: str, **options) -> Generator``.
+# Each entry is a factory ``fn(model: str, **options) -> Generator``; ``backends.factory`` builds them.
 BACKENDS: Registry = Registry("backend")
-
-
-def make_backend(name: str, model: str, **options: Any) -> Generator:
-    """Build a backend by registry name. Modules register on import; heavy engines (vLLM) are
-    imported inside their factory only."""
-    import reasonlab.backends.hf  # noqa: F401  (registers "hf")
-    import reasonlab.backends.openai  # noqa: F401  (registers "openai")
-    import reasonlab.backends.vllm  # noqa: F401  (registers "vllm", imports vllm lazily)
-
-    return BACKENDS.get(name)(model, **options)

@@ -29,6 +29,31 @@ class StopChecker:
         return any(s in tail for s in self.stop)
 
 
+class Rows:
+    """Per-row tokens, log-probs and finish reasons of a batch being sampled; shared by the fast
+    loop here and the generic one (``generic.py``) so both stop rows the same way."""
+
+    def __init__(self, B: int, eos_ids: set[int], stopper: StopChecker, ignore_eos: bool):
+        self.eos_ids, self.stopper, self.ignore_eos = eos_ids, stopper, ignore_eos
+        self.tokens: list[list[int]] = [[] for _ in range(B)]
+        self.logps: list[list[float]] = [[] for _ in range(B)]
+        self.reason = ["length"] * B
+        self.finished = [False] * B
+
+    def record(self, rows: list[int], tok: torch.Tensor, lp: torch.Tensor) -> None:
+        """Append batch row j's token to original row ``rows[j]`` unless that row has finished."""
+        for r, t, l in zip(rows, tok.tolist(), lp.tolist()):
+            if self.finished[r]:
+                continue
+            self.tokens[r].append(t)
+            self.logps[r].append(l)
+            if (t in self.eos_ids and not self.ignore_eos) or self.stopper.hit(self.tokens[r]):
+                self.reason[r], self.finished[r] = "stop", True
+
+    def results(self) -> list[tuple[list[int], list[float], str]]:
+        return list(zip(self.tokens, self.logps, self.reason))
+
+
 @torch.inference_mode()
 def decode(fast: FastLlama, prompts: list[list[int]], counts: list[int], params: SamplingParams,
            eos_ids: set[int], stopper: StopChecker, generator: torch.Generator | None,
@@ -63,24 +88,13 @@ def decode(fast: FastLlama, prompts: list[list[int]], counts: list[int], params:
     logits = logits.repeat_interleave(rep, dim=0)
 
     rows = torch.arange(B, device=dev)  # original row index of each live batch row
-    tokens: list[list[int]] = [[] for _ in range(B)]
-    logps: list[list[float]] = [[] for _ in range(B)]
-    reason = ["length"] * B
-    finished = [False] * B
+    out = Rows(B, eos_ids, stopper, ignore_eos)
     for step in range(max_new):
         tok, lp = sample(logits, params.temperature, params.top_p, generator)
-        for j, (t, l) in enumerate(zip(tok.tolist(), lp.tolist())):
-            r = int(rows[j])
-            if finished[r]:
-                continue
-            tokens[r].append(t)
-            logps[r].append(l)
-            if (t in eos_ids and not ignore_eos) or stopper.hit(tokens[r]):
-                reason[r] = "stop"
-                finished[r] = True
+        out.record(rows.tolist(), tok, lp)
         if step == max_new - 1:
             break
-        live = torch.tensor([not finished[int(r)] for r in rows], dtype=torch.bool, device=dev)
+        live = torch.tensor([not out.finished[r] for r in rows.tolist()], dtype=torch.bool, device=dev)
         if not live.any():
             break
         if int((~live).sum()) * 2 >= len(rows):  # compact: drop finished rows from the batch
@@ -91,4 +105,4 @@ def decode(fast: FastLlama, prompts: list[list[int]], counts: list[int], params:
         mask = keys_ok[:, None, None, :col + 1]
         logits = fast.forward(tok[:, None], next_pos[:, None], cache, col, mask)
         next_pos = next_pos + 1
-    return [(tokens[r], logps[r], reason[r]) for r in range(B)]
+    return out.results()

@@ -1,15 +1,16 @@
-"""A hand-written Llama-family forward for sampling on CPU (and GPU), from a live HF model.
+"""A hand-written decoder forward for sampling and scoring on CPU (and GPU), from a live HF model.
 
 Why: ``transformers.generate`` spends most of its CPU time in Python and generic cache logic,
 not in matmuls. Here each layer is a handful of large ops on pre-fused weights:
 one ``qkv`` projection (q, k, v concatenated), linears pre-packed for oneDNN on CPU with the
-residual adds and the MLP's swish and gating fused into them (``Linear``), a static
+residual adds and the MLP's activation and gating fused into them (``linear.Linear``), a static
 pre-allocated KV cache, and grouped-query attention as two batched matmuls. Weights are copied once into the
 sampling dtype (bf16 on CPUs with native bf16) by ``FastLlama.from_hf``; trainers refresh them
 after each optimizer step (``HFGenerator.sync_weights``), with LoRA deltas merged in.
 
-Supports model types llama, mistral and qwen2 (attention bias). Shapes: B batch, T time,
-H hidden, nh/nkv query/key-value heads, hd head dim, L layers, V vocab.
+Which families it computes, and how they differ, is described in ``arch.py`` (Llama 2/3.x,
+Mistral, Qwen2/2.5, Qwen3, SmolLM2/3, Gemma 3 text); the forward reads only that description.
+Shapes: B batch, T time, H hidden, nh/nkv query/key-value heads, hd head dim, L layers, V vocab.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-SUPPORTED = ("llama", "mistral", "qwen2")
+from reasonlab.backends.arch import Arch, Unsupported, describe, rope_tables
+from reasonlab.backends.linear import Linear, can_pack
 
 
-def supports(model) -> bool:
-    """True for architectures this module implements exactly (no sliding-window attention)."""
-    cfg = getattr(base_model(model), "config", None)
-    kind = getattr(cfg, "model_type", None)
-    if kind not in SUPPORTED:
-        return False
-    return not (kind == "qwen2" and getattr(cfg, "use_sliding_window", False))
+def fast_plan(model) -> tuple[Arch | None, str]:
+    """(the model's ``Arch``, "") where ``FastLlama`` computes it exactly, else (None, why not)."""
+    try:
+        return describe(base_model(model)), ""
+    except Unsupported as exc:
+        return None, str(exc)
 
 
 def base_model(model):
@@ -57,55 +58,15 @@ def _bias(linear):
     return None if lin.bias is None else lin.bias.detach()
 
 
-def can_pack(device: torch.device, dtype: torch.dtype = torch.float32) -> bool:
-    """oneDNN pre-packed linears work for ``dtype`` here (CPU builds with mkldnn; bf16 also needs
-    AVX-512 or AVX-NE-CONVERT in the CPU). Probed once per dtype."""
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return False
-    if dtype not in _PACK_OK:
-        try:
-            w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 4, dtype=dtype), 1)
-            y = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 4, dtype=dtype), w, None, "none", [], "")
-            _PACK_OK[dtype] = bool(y[0, 0] == 4)
-        except Exception:  # noqa: BLE001 - an op or CPU feature missing here: plain matmuls
-            _PACK_OK[dtype] = False
-    return _PACK_OK[dtype]
-
-
-_PACK_OK: dict[torch.dtype, bool] = {}
-
-
-class Linear:
-    """``x @ W.T`` (+ bias), optionally fused with swish, ``+ other`` or ``* other``.
-
-    Why: on CPU, weights pre-packed once for oneDNN (``mkldnn._reorder_linear_weight``, what
-    inductor's CPU freezing does) make decode-sized GEMMs 1.3-2.8x faster than ``x @ W.T`` here,
-    and the post-ops save separate element-wise passes. Elsewhere (GPU, builds without oneDNN)
-    it is a plain matmul with the same results.
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, packed: bool):
-        self.packed, self.bias = packed, bias
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, None) if packed else weight.t().contiguous()
-
-    def __call__(self, x: torch.Tensor, act: str = "none") -> torch.Tensor:
-        if self.packed:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, act, [], "")
-        y = x @ self.weight if self.bias is None else torch.addmm(self.bias, x.flatten(0, -2), self.weight).view(
-            *x.shape[:-1], -1)
-        return F.silu(y) if act == "swish" else y
-
-    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T + other`` (a residual add)."""
-        if self.packed:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, other, self.weight, self.bias, "add")
-        return self(x) + other
-
-    def mul(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """``(x @ W.T) * other`` (the gated MLP's up projection)."""
-        if self.packed:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, other, self.weight, self.bias, "mul")
-        return self(x) * other
+def _qkv_bias(att) -> torch.Tensor | None:
+    """q, k and v biases concatenated (zeros for a projection without one), or None if none has one."""
+    projs = (att.q_proj, att.k_proj, att.v_proj)
+    biases = [_bias(p) for p in projs]
+    if all(b is None for b in biases):
+        return None
+    dev = next(b for b in biases if b is not None).device
+    return torch.cat([b if b is not None else torch.zeros(getattr(p, "base_layer", p).out_features, device=dev)
+                      for b, p in zip(biases, projs)])
 
 
 @dataclass
@@ -113,57 +74,89 @@ class Layer:
     ln1: torch.Tensor
     qkv: Linear  # q, k, v projections concatenated: (nh + 2 nkv) hd outputs
     o: Linear
-    ln2: torch.Tensor
+    ln2: torch.Tensor  # the norm before the MLP
     gate: Linear
     up: Linear
     down: Linear
+    rope: str | None  # key of FastLlama.rope; None: this layer has no RoPE (SmolLM3)
+    window: int | None  # sliding-window width, None: full causal attention
+    q_norm: torch.Tensor | None = None  # per-head RMSNorm weights (Arch.qk_norm)
+    k_norm: torch.Tensor | None = None
+    post_attn: torch.Tensor | None = None  # sandwich norms on the branch outputs (Arch.sandwich_norm)
+    post_mlp: torch.Tensor | None = None
+
+
+@dataclass
+class _Weights:
+    """Copies HF weights to the sampling device and dtype (linears packed where ``pack``; norm
+    weights shifted by the family's offset, so every norm is a plain ``F.rms_norm``)."""
+
+    dev: torch.device
+    dtype: torch.dtype
+    pack: bool
+    norm_offset: float
+
+    def cast(self, t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to(device=self.dev, dtype=self.dtype).contiguous()
+
+    def linear(self, mod, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> Linear:
+        """A Linear from ``mod`` (LoRA merged), or from explicit ``weight``/``bias``."""
+        if weight is None:
+            weight, bias = effective_weight(mod), _bias(mod)
+        return Linear(self.cast(weight), None if bias is None else self.cast(bias), self.pack)
+
+    def norm(self, mod) -> torch.Tensor:
+        return self.cast(mod.weight.detach().float() + self.norm_offset)
+
+
+def _layer(blk, i: int, arch: Arch, w: _Weights) -> Layer:
+    """One HF decoder layer -> ``Layer``. Gemma's ``post_attention_layernorm`` is a sandwich norm
+    on the attention output; Llama's is the pre-MLP norm (same name, different place)."""
+    att, mlp = blk.self_attn, blk.mlp
+    sandwich, qk_norm = arch.sandwich_norm, arch.qk_norm
+    qkv = torch.cat([effective_weight(att.q_proj), effective_weight(att.k_proj), effective_weight(att.v_proj)])
+    return Layer(
+        ln1=w.norm(blk.input_layernorm), qkv=w.linear(None, qkv, _qkv_bias(att)), o=w.linear(att.o_proj),
+        ln2=w.norm(blk.pre_feedforward_layernorm if sandwich else blk.post_attention_layernorm),
+        gate=w.linear(mlp.gate_proj), up=w.linear(mlp.up_proj), down=w.linear(mlp.down_proj),
+        rope=arch.rope[i], window=arch.windows[i],
+        q_norm=w.norm(att.q_norm) if qk_norm else None, k_norm=w.norm(att.k_norm) if qk_norm else None,
+        post_attn=w.norm(blk.post_attention_layernorm) if sandwich else None,
+        post_mlp=w.norm(blk.post_feedforward_layernorm) if sandwich else None)
 
 
 class FastLlama:
-    def __init__(self, layers, embed, norm, lm_head, cos, sin, cfg, dtype):
-        self.layers, self.embed, self.norm, self.lm_head = layers, embed, norm, lm_head
-        half = cos.shape[-1] // 2
+    def __init__(self, arch: Arch, layers: list[Layer], embed, norm, lm_head: Linear,
+                 rope: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg, dtype: torch.dtype, max_pos: int):
+        self.arch, self.layers, self.embed, self.norm, self.lm_head = arch, layers, embed, norm, lm_head
         # sin with the rotate-half sign folded in: rope(x) = x * cos + roll(x, half) * sin_signed
-        self.cos, self.sin = cos, torch.cat((-sin[:, :half], sin[:, half:]), -1)  # (P, hd) each
+        self.rope = {k: (cos.to(dtype), torch.cat((-sin[:, :sin.shape[-1] // 2], sin[:, sin.shape[-1] // 2:]),
+                                                   -1).to(dtype)) for k, (cos, sin) in rope.items()}
         self.nh = cfg.num_attention_heads
         self.nkv = cfg.num_key_value_heads
         self.hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.nh
         self.eps = cfg.rms_norm_eps
+        self.scale = arch.attn_scale if arch.attn_scale is not None else self.hd ** -0.5
+        # the scale rounded to the weights' dtype first, as transformers' Gemma does
+        self.embed_scale = torch.tensor(arch.embed_scale, dtype=dtype).item()
         self.dtype = dtype
-        self.max_pos = cos.shape[0]
+        self.max_pos = max_pos
         # fp32 K/V on CPU: small batched attention matmuls run ~1.7x faster in fp32 than bf16 there
         self.cache_dtype = torch.float32 if embed.device.type == "cpu" else dtype
 
     @classmethod
     @torch.no_grad()
-    def from_hf(cls, model, dtype: torch.dtype, max_positions: int = 4096, pack: bool | None = None) -> "FastLlama":
-        """``pack``: pre-pack weights for oneDNN (default: wherever ``can_pack``)."""
+    def from_hf(cls, model, dtype: torch.dtype, max_positions: int = 32768, pack: bool | None = None) -> "FastLlama":
+        """``pack``: pre-pack weights for oneDNN (default: wherever ``can_pack``). Raises
+        ``Unsupported`` for a model ``arch.describe`` cannot describe."""
         m = base_model(model)
-        cfg = m.config
+        arch = describe(m)
         dev = m.lm_head.weight.device
-        pack = can_pack(dev, dtype) if pack is None else pack
-        cast = lambda t: t.to(device=dev, dtype=dtype).contiguous()  # noqa: E731
-        linear = lambda w, b=None: Linear(cast(w), None if b is None else cast(b), pack)  # noqa: E731
-        layers = []
-        for blk in m.model.layers:
-            att, mlp = blk.self_attn, blk.mlp
-            qkv = torch.cat([effective_weight(att.q_proj), effective_weight(att.k_proj),
-                             effective_weight(att.v_proj)], 0)
-            biases = [_bias(att.q_proj), _bias(att.k_proj), _bias(att.v_proj)]
-            layers.append(Layer(
-                ln1=cast(blk.input_layernorm.weight),
-                qkv=linear(qkv, torch.cat(biases) if biases[0] is not None else None),
-                o=linear(effective_weight(att.o_proj)), ln2=cast(blk.post_attention_layernorm.weight),
-                gate=linear(effective_weight(mlp.gate_proj)), up=linear(effective_weight(mlp.up_proj)),
-                down=linear(effective_weight(mlp.down_proj))))
-        embed = cast(m.model.embed_tokens.weight)
-        tied = getattr(cfg, "tie_word_embeddings", False)
-        lm_head = linear(embed if tied else effective_weight(m.lm_head))
-        positions = min(max_positions, getattr(cfg, "max_position_embeddings", max_positions))
-        pos = torch.arange(positions, device=dev)[None]
-        dummy = torch.zeros(1, device=dev, dtype=torch.float32)
-        cos, sin = m.model.rotary_emb(dummy, pos)
-        return cls(layers, embed, cast(m.model.norm.weight), lm_head, cos[0].to(dtype), sin[0].to(dtype), cfg, dtype)
+        w = _Weights(dev, dtype, can_pack(dev, dtype) if pack is None else pack, arch.norm_offset)
+        layers = [_layer(blk, i, arch, w) for i, blk in enumerate(m.model.layers)]
+        positions = min(max_positions, getattr(m.config, "max_position_embeddings", max_positions))
+        return cls(arch, layers, w.cast(m.model.embed_tokens.weight), w.norm(m.model.norm), w.linear(m.lm_head),
+                   rope_tables(m, arch, positions), m.config, dtype, positions)
 
     def new_cache(self, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (len(self.layers), batch, self.nkv, length, self.hd)
@@ -187,21 +180,69 @@ class FastLlama:
         q32 = torch.empty((B, nh, T, hd), dtype=k.dtype, device=q.device)
         q32.copy_(q)  # layout change and dtype cast in one op
         scores = torch.baddbmm(bias, q32.view(B * self.nkv, nh // self.nkv * T, hd),
-                               k.reshape(B * self.nkv, S, hd).transpose(1, 2), alpha=hd ** -0.5)
+                               k.reshape(B * self.nkv, S, hd).transpose(1, 2), alpha=self.scale)
         probs = scores.float().softmax(-1).to(v.dtype)
         out = torch.bmm(probs, v.reshape(B * self.nkv, S, hd))
         res = torch.empty((B, T, nh, hd), dtype=self.dtype, device=q.device)
         res.copy_(out.view(B, nh, T, hd).transpose(1, 2))
         return res.view(B, T, nh * hd)
 
-    def _group_bias(self, attn_mask: torch.Tensor) -> torch.Tensor:
+    def _group_bias(self, attn_mask: torch.Tensor, start: int, window: int | None) -> torch.Tensor:
         """(B, 1, T, S) bool mask -> (B * nkv, g * T, S) additive bias, built once per forward
-        and shared by every layer."""
+        and window and shared by the layers using it. A window keeps keys in cache columns
+        ``k > q - window`` (columns and positions differ by a row's constant left padding)."""
+        if window is not None:
+            T, S = attn_mask.shape[-2:]
+            q = torch.arange(start, start + T, device=attn_mask.device)[:, None]
+            attn_mask = attn_mask & (torch.arange(S, device=attn_mask.device)[None] > q - window)
         B, _, T, S = attn_mask.shape
         g = self.nh // self.nkv
         bias = torch.zeros((B, 1, 1, T, S), dtype=self.cache_dtype, device=attn_mask.device)
         bias.masked_fill_(~attn_mask[:, :, None], float("-inf"))
         return bias.expand(B, self.nkv, g, T, S).reshape(B * self.nkv, g * T, S)
+
+    def _qk(self, qkv: torch.Tensor, layer: Layer, ropes: dict) -> torch.Tensor:
+        """(B, T, (nh + 2 nkv) hd) -> q and k heads (B, T, nh + nkv, hd), normed and rotated
+        together (fewer small ops: per-op overhead matters at decode)."""
+        B, T = qkv.shape[:2]
+        nh, nkv, hd = self.nh, self.nkv, self.hd
+        qk = qkv[..., :(nh + nkv) * hd].view(B, T, nh + nkv, hd)
+        if layer.q_norm is not None:
+            qk = torch.cat((F.rms_norm(qk[:, :, :nh], (hd,), layer.q_norm, self.eps),
+                            F.rms_norm(qk[:, :, nh:], (hd,), layer.k_norm, self.eps)), 2)
+        return qk if layer.rope is None else self._rope(qk, *ropes[layer.rope])
+
+    def _layers(self, ids: torch.Tensor, pos: torch.Tensor, cache, start: int, attn_mask: torch.Tensor) -> torch.Tensor:
+        """The decoder stack on T new tokens per row -> hidden states before the final norm (B, T, H)."""
+        kc, vc = cache
+        B, T = ids.shape
+        nh, nkv, hd = self.nh, self.nkv, self.hd
+        x = F.embedding(ids, self.embed)
+        if self.embed_scale != 1.0:
+            x = x * self.embed_scale
+        ropes = {k: (cos[pos].unsqueeze(2), sin[pos].unsqueeze(2)) for k, (cos, sin) in self.rope.items()}
+        biases = {w: self._group_bias(attn_mask, start, w) for w in {layer.window for layer in self.layers}}
+        end = start + T
+        act = self.arch.act
+        for i, layer in enumerate(self.layers):
+            h = F.rms_norm(x, (x.shape[-1],), layer.ln1, self.eps)
+            qkv = layer.qkv(h)
+            qk = self._qk(qkv, layer, ropes)
+            kc[i, :, :, start:end] = qk[:, :, nh:].transpose(1, 2)
+            vc[i, :, :, start:end] = qkv[..., (nh + nkv) * hd:].view(B, T, nkv, hd).transpose(1, 2)
+            att = self._attend(qk[:, :, :nh].transpose(1, 2), kc[i, :, :, :end], vc[i, :, :, :end],
+                               biases[layer.window])
+            if layer.post_attn is None:
+                x = layer.o.add(att, x)
+            else:
+                x = x + F.rms_norm(layer.o(att), (x.shape[-1],), layer.post_attn, self.eps)
+            h = F.rms_norm(x, (x.shape[-1],), layer.ln2, self.eps)
+            gated = layer.up.mul(h, layer.gate(h, act))
+            if layer.post_mlp is None:
+                x = layer.down.add(gated, x)
+            else:
+                x = x + F.rms_norm(layer.down(gated), (x.shape[-1],), layer.post_mlp, self.eps)
+        return x
 
     @torch.inference_mode()
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, cache, start: int,
@@ -209,27 +250,27 @@ class FastLlama:
         """Run T new tokens per row, writing their K/V at cache columns [start, start+T).
 
         ids, pos: (B, T) token ids and RoPE positions; attn_mask: (B, 1, T, start+T) bool, True
-        where attention is allowed. Returns logits of the last position, (B, V) float32.
+        where attention is allowed (sliding windows are applied on top). Returns logits of the
+        last position, (B, V) float32.
         """
-        kc, vc = cache
+        x = self._layers(ids, pos, cache, start, attn_mask)
+        logits = self.lm_head(F.rms_norm(x[:, -1], (x.shape[-1],), self.norm, self.eps)).float()
+        cap = self.arch.final_softcap
+        return logits if cap is None else torch.tanh(logits / cap) * cap
+
+    @torch.inference_mode()
+    def hidden_states(self, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states of whole sequences, for scoring (value heads).
+
+        ids, attn (B, T): token ids and 1/0 validity (either padding side; positions count valid
+        tokens, as transformers' own forward does for right padding) -> (B, T, H) float32.
+        """
         B, T = ids.shape
-        nh, nkv, hd = self.nh, self.nkv, self.hd
-        x = F.embedding(ids, self.embed)
-        cos = self.cos[pos].unsqueeze(2)  # (B, T, 1, hd): broadcast over q and k heads
-        sin = self.sin[pos].unsqueeze(2)
-        end = start + T
-        bias = self._group_bias(attn_mask)
-        for i, layer in enumerate(self.layers):
-            h = F.rms_norm(x, (x.shape[-1],), layer.ln1, self.eps)
-            qkv = layer.qkv(h)
-            # RoPE on q and k in one go (fewer small ops: per-op overhead matters at decode)
-            qk = self._rope(qkv[..., :(nh + nkv) * hd].view(B, T, nh + nkv, hd), cos, sin)
-            q = qk[:, :, :nh].transpose(1, 2)
-            kc[i, :, :, start:end] = qk[:, :, nh:].transpose(1, 2)
-            vc[i, :, :, start:end] = qkv[..., (nh + nkv) * hd:].view(B, T, nkv, hd).transpose(1, 2)
-            att = self._attend(q, kc[i, :, :, :end], vc[i, :, :, :end], bias)
-            x = layer.o.add(att, x)
-            h = F.rms_norm(x, (x.shape[-1],), layer.ln2, self.eps)
-            x = layer.down.add(layer.up.mul(h, layer.gate(h, "swish")), x)
-        last = F.rms_norm(x[:, -1], (x.shape[-1],), self.norm, self.eps)
-        return self.lm_head(last).float()
+        if T > self.max_pos:
+            raise ValueError(f"sequence of {T} tokens exceeds the model's {self.max_pos} positions")
+        valid = attn.to(self.embed.device).bool()
+        pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        causal = torch.ones(T, T, dtype=torch.bool, device=valid.device).tril()
+        mask = (causal[None] & valid[:, None, :]) | torch.eye(T, dtype=torch.bool, device=valid.device)[None]
+        x = self._layers(ids.to(valid.device), pos, self.new_cache(B, T), 0, mask[:, None])
+        return F.rms_norm(x, (x.shape[-1],), self.norm, self.eps).float()

@@ -1,20 +1,24 @@
 """The ``hf`` backend: sampling from a live transformers model, fast on CPU.
 
-Llama-family models go through ``FastLlama`` + ``decode`` (fused weights in the sampling dtype,
-static KV cache, shared prefill for n samples); other architectures fall back to
-``model.generate``. ``HFGenerator`` wraps a model a trainer may be updating: call
-``sync_weights()`` after each optimizer step so the sampling copy follows (LoRA merged).
+Architectures ``arch.py`` describes go through ``FastLlama`` + ``decode`` (fused weights in the
+sampling dtype, static KV cache, shared prefill for n samples). Any other architecture gets a
+one-line warning naming it and ``generic_decode`` (transformers' own forward, batched) — never
+the fast forward computing a different model; ``fast=True`` on such a model is an error.
+``HFGenerator`` wraps a model a trainer may be updating: call ``sync_weights()`` after each
+optimizer step so the sampling copy follows (LoRA merged).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
 from reasonlab.backends.base import BACKENDS
 from reasonlab.backends.decode import StopChecker, decode
-from reasonlab.backends.fast_llama import FastLlama, base_model, supports
+from reasonlab.backends.fast_llama import FastLlama, base_model, fast_plan
+from reasonlab.backends.generic import generic_decode
 from reasonlab.models import prepare_tokenizer, resolve_dtype
 from reasonlab.prompts import render_chat
 from reasonlab.types import Completion, Prompt, SamplingParams
@@ -30,10 +34,22 @@ class HFGenerator:
         self.device = next(model.parameters()).device
         self.dtype = resolve_dtype(dtype, self.device.type)
         self.max_batch = max_batch
-        self.use_fast = supports(model) if fast is None else fast
+        self.use_fast = self._choose_path(model, fast)
         self.ignore_eos = ignore_eos  # benchmarks force equal lengths with this
         self._fast: FastLlama | None = None
         self.eos_ids = self._eos_ids()
+
+    @staticmethod
+    def _choose_path(model, fast: bool | None) -> bool:
+        """``fast``: None picks the fast forward where it is exact; True demands it (an error
+        naming the architecture if it is not); False always uses transformers' forward."""
+        arch, why = fast_plan(model)
+        if arch is None and fast:
+            raise ValueError(f"hf backend: fast=True, but {why}; leave `fast` unset to use the generic path")
+        if arch is None and fast is None:
+            warnings.warn(f"hf backend: {why}; sampling with transformers' forward (batched, slower)",
+                          stacklevel=3)
+        return arch is not None and fast is not False
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -59,14 +75,14 @@ class HFGenerator:
         # longest first, so chunks hold prompts of similar length (less padding)
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         for chunk in self._chunks(order, params.n):
+            job = ([encoded[i] for i, _ in chunk], [c for _, c in chunk], params, self.eos_ids,
+                   StopChecker(self.tokenizer, params.stop), gen)
             if self.use_fast:
                 if self._fast is None:
                     self.sync_weights()
-                rows = decode(self._fast, [encoded[i] for i, _ in chunk], [c for _, c in chunk],
-                              params, self.eos_ids, StopChecker(self.tokenizer, params.stop), gen,
-                              self.ignore_eos)
+                rows = decode(self._fast, *job, self.ignore_eos)
             else:
-                rows = self._generic(chunk, encoded, params, gen)
+                rows = generic_decode(self.model, *job, self.tokenizer.pad_token_id or 0, self.ignore_eos)
             it = iter(rows)
             for i, count in chunk:
                 for _ in range(count):
@@ -99,40 +115,12 @@ class HFGenerator:
         return Completion(text=text, token_ids=tuple(toks), logprobs=tuple(lps),
                           finish_reason=reason, prompt_token_ids=tuple(prompt_ids))
 
-    @torch.inference_mode()
-    def _generic(self, chunk, encoded, params, gen):
-        """Any architecture: model.generate, one prompt at a time (correct, not fast)."""
-        from reasonlab.backends.sampling import sample
-
-        model = self.model
-        rows = []
-        for i, count in chunk:
-            ids = torch.tensor([encoded[i]] * count, device=self.device)
-            out = model(input_ids=ids, use_cache=True)
-            past, logits = out.past_key_values, out.logits[:, -1].float()
-            stopper = StopChecker(self.tokenizer, params.stop)
-            toks = [[] for _ in range(count)]
-            lps = [[] for _ in range(count)]
-            reason = ["length"] * count
-            for _ in range(params.max_new_tokens):
-                tok, lp = sample(logits, params.temperature, params.top_p, gen)
-                for r in range(count):
-                    if reason[r] == "stop":
-                        continue
-                    toks[r].append(int(tok[r]))
-                    lps[r].append(float(lp[r]))
-                    if (int(tok[r]) in self.eos_ids and not self.ignore_eos) or stopper.hit(toks[r]):
-                        reason[r] = "stop"
-                if all(x == "stop" for x in reason):
-                    break
-                out = model(input_ids=tok[:, None], past_key_values=past, use_cache=True)
-                past, logits = out.past_key_values, out.logits[:, -1].float()
-            rows.extend(zip(toks, lps, reason))
-        return rows
-
 
 @BACKENDS.register("hf")
-def hf(model: str, dtype: str | None = None, **options) -> HFGenerator:
+def hf(model: str, dtype: str | None = None, live_model=None, tokenizer=None, **options) -> HFGenerator:
+    """Load ``model``, or wrap ``live_model`` (a model a trainer is updating) with its tokenizer."""
+    if live_model is not None:
+        return HFGenerator(live_model, tokenizer, dtype=dtype, **options)
     from reasonlab.models import load
 
     m, tok = load(model, dtype=dtype)

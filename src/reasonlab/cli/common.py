@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
+DEBUG_ENV = "REASONLAB_DEBUG"  # set by `reasonlab --debug`, or by hand
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 @contextmanager
 def friendly_errors():
-    """Turn our own validation errors into one red line and exit code 2 (no traceback)."""
+    """Turn our own validation errors into one red line and exit code 2 (no traceback).
+
+    With ``--debug`` (or ``REASONLAB_DEBUG=1``) they propagate with their traceback instead."""
     from reasonlab.config import ConfigError
     from reasonlab.models import ModelError
     from reasonlab.registry import RegistryError
@@ -28,7 +37,10 @@ def friendly_errors():
     try:
         yield
     except known as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        if debug_enabled():
+            raise
+        # soft_wrap: one line whatever the terminal width (rich would break it at 80 columns)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
 

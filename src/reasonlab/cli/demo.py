@@ -17,11 +17,12 @@ def demo_command(
     eval_limit: int = typer.Option(100, help="Held-out problems for the before/after evaluation."),
 ) -> None:
     """Baseline eval -> GRPO (accuracy + format rewards) -> eval -> OUT/report.html."""
-    from reasonlab.cli.train_grpo import load_grpo_config
+    from reasonlab.config import load_config
     from reasonlab.recipes.r1_zero import run
+    from reasonlab.train.grpo_config import GRPOConfig
 
     with friendly_errors():
-        cfg = load_grpo_config(config, list(overrides or []))
+        cfg = load_config(GRPOConfig, config, list(overrides or []))
     summary = run(cfg, out, eval_limit=eval_limit)
     b, a = summary["before"], summary["after"]
     console.print(f"pass@1 {b['pass@1']:.3f} -> {a['pass@1']:.3f}; format rate "

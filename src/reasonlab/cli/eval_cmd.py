@@ -30,29 +30,44 @@ def eval_command(
     base_url: Optional[str] = typer.Option(None, help="Server URL for the openai backend."),
     dtype: Optional[str] = typer.Option(None, help="auto | bf16 | fp32 (hf backend)."),
 ) -> None:
-    """Evaluate MODEL on TASK: pass@1, unbiased pass@n, maj@n, format rate, tokens spent."""
-    from reasonlab.backends import make_backend
-    from reasonlab.eval.runner import evaluate
+    """Evaluate MODEL on TASK: pass@1, unbiased pass@n, maj@n, format rate, tokens spent.
+
+    Re-running with the same --out resumes; a larger --n adds samples; any other setting that
+    differs from OUT/run.json is refused before the model loads (see eval/runner.py)."""
+    from reasonlab.backends.factory import make_backend
+    from reasonlab.eval.runner import evaluate, open_run, run_settings
+    from reasonlab.io import check_writable_dir
     from reasonlab.prompts import PROMPTS
     from reasonlab.tasks.base import get_task
     from reasonlab.types import SamplingParams
 
-    with friendly_errors():
-        PROMPTS.get(prompt)
-        the_task = get_task(task, data=data, question_field=question_field,
-                            answer_field=answer_field, **task_options(task_option))
-        problems = the_task.load(split, limit)
-        options = {"dtype": dtype} if backend == "hf" else {}
-        if base_url:
-            options["base_url"] = base_url
-        generator = make_backend(backend, model, **options)
     temp = temperature if temperature is not None else (0.0 if n == 1 else 0.7)
     params = SamplingParams(n=n, temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens,
                             seed=seed)
-    summary = evaluate(generator, the_task, problems, prompt_format=prompt, params=params,
-                       out_dir=out, model_name=model)
+    with friendly_errors():
+        check_writable_dir(out)  # before any work: a read-only --out must not cost a model load
+        PROMPTS.get(prompt)
+        options = task_options(task_option)
+        the_task = get_task(task, data=data, question_field=question_field,
+                            answer_field=answer_field, **options)
+        settings = {"backend": backend, "dtype": dtype, "base_url": base_url, "split": split,
+                    "data": _as_path(data), "question_field": question_field,
+                    "answer_field": answer_field, "task_options": options}
+        open_run(out, run_settings(the_task.name, _as_path(model), prompt, params, **settings), n)
+        problems = the_task.load(split, limit)
+        backend_options = {"dtype": dtype} if backend == "hf" else {}
+        if base_url:
+            backend_options["base_url"] = base_url
+        generator = make_backend(backend, model, **backend_options)
+        summary = evaluate(generator, the_task, problems, prompt_format=prompt, params=params,
+                           out_dir=out, model_name=_as_path(model), settings=settings)
     print_summary(summary)
     typer.echo(f"wrote {out / 'summary.json'} and {out / 'samples.jsonl'}")
+
+
+def _as_path(spec: str | None) -> str | None:
+    """A local path as an absolute one (so ``./m`` and ``m`` are the same run setting)."""
+    return str(Path(spec).expanduser().resolve()) if spec and Path(spec).expanduser().exists() else spec
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:

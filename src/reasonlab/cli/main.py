@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 import typer
+
+from reasonlab.cli.common import DEBUG_ENV
 
 app = typer.Typer(help="reasonlab: build, improve and evaluate reasoning language models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -21,6 +24,9 @@ COMMAND_MODULES = [
     "reasonlab.cli.scale",
     "reasonlab.cli.train_prm",
     "reasonlab.cli.serve",
+    "reasonlab.cli.train_sft",
+    "reasonlab.cli.generate",
+    "reasonlab.cli.recipe",
 ]
 
 for _name in COMMAND_MODULES:
@@ -28,7 +34,11 @@ for _name in COMMAND_MODULES:
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+          debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error "
+                                     "instead of one line (also: REASONLAB_DEBUG=1).")) -> None:
+    if debug:  # the environment, so that friendly_errors and our subprocesses see it too
+        os.environ[DEBUG_ENV] = "1"
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 

@@ -16,7 +16,8 @@ def scale_command(
     model: str = typer.Option("smollm2-135m"),
     strategy: str = typer.Option("vote", help="Comma-separated: cot, vote, weighted_vote, best_of_n, beam, dvts, budget."),
     n: str = typer.Option("1,2,4,8,16", help="Comma-separated budgets."),
-    scorer: Optional[Path] = typer.Option(None, help="Reward model dir from `reasonlab train prm`."),
+    scorer: Optional[str] = typer.Option(None, help="Reward model dir from `reasonlab train prm`, or `verifier`: "
+                                         "the task checks its own candidates (countdown, humaneval)."),
     limit: int = typer.Option(64),
     split: str = typer.Option("test"),
     prompt: str = typer.Option("cot"),
@@ -28,14 +29,15 @@ def scale_command(
     backend: str = typer.Option("hf"),
 ) -> None:
     """Run STRATEGY at each N; plot accuracy vs tokens generated, several strategies in one chart."""
-    from reasonlab.backends import make_backend
+    from reasonlab.backends.factory import make_backend
+    from reasonlab.io import check_writable_dir
     from reasonlab.prompts import PROMPTS
     from reasonlab.search.base import SearchConfig, get_strategy
     from reasonlab.search.runner import run_scale
-    from reasonlab.search.scorers import RewardModelScorer
     from reasonlab.tasks.base import get_task
 
     with friendly_errors():
+        check_writable_dir(out)  # before any work: a read-only --out must not cost a model load
         names = [s.strip() for s in strategy.split(",") if s.strip()]
         for s in names:
             get_strategy(s)
@@ -46,14 +48,38 @@ def scale_command(
             raise typer.BadParameter(f"--n must be comma-separated integers, got {n!r}") from None
         the_task = get_task(task, data=data, **task_options(task_option))
         problems = the_task.load(split, limit)
-        rm = RewardModelScorer.load(scorer) if scorer else None
+        rm = _scorer(scorer, the_task)
         gen = make_backend(backend, model)
     cfg = SearchConfig(prompt=prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     summary = run_scale(problems, the_task, gen, rm, names, ns, cfg, out)
+    base = summary["baseline"]
+    if base:
+        console.print(f"pass@1 {base['pass@1']:.3f} {_ci(base['pass@1_ci'])} (from {base['from']}); 95% bootstrap "
+                      "intervals over problems, gains paired against pass@1")
     for name, rows in summary["strategies"].items():
-        console.print(name + ": " + ", ".join(f"n={r['n']} acc {r['accuracy']:.3f} ({r['tokens_per_problem']:.0f} tok)"
-                                              for r in rows))
+        console.print(name + ":")
+        for r in rows:
+            gain = f", gain {r['gain']:+.3f} {_ci(r['gain_ci'])}" if "gain" in r else ""
+            console.print(f"  n={r['n']} acc {r['accuracy']:.3f} {_ci(r['accuracy_ci'])}{gain} "
+                          f"({r['tokens_per_problem']:.0f} tok)")
     console.print(f"wrote {out}/summary.json and {out}/report.html")
+
+
+def _scorer(spec: str | None, task):
+    """``verifier`` -> the task's own self-check; a directory -> a trained PRM/ORM; None -> none."""
+    if spec is None:
+        return None
+    if spec == "verifier":
+        from reasonlab.search.self_check import SelfCheckScorer
+
+        return SelfCheckScorer.for_task(task)
+    from reasonlab.search.scorers import RewardModelScorer
+
+    return RewardModelScorer.load(Path(spec))
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:

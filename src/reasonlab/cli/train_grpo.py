@@ -10,15 +10,6 @@ import typer
 from reasonlab.cli.common import console, friendly_errors
 
 
-def load_grpo_config(config: str, overrides: list[str]):
-    from reasonlab.config import apply_overrides, from_dict, load_yaml
-    from reasonlab.recipes import config_path
-    from reasonlab.train.grpo_config import GRPOConfig
-
-    data = load_yaml(config_path(config)) if config else {}
-    return from_dict(GRPOConfig, apply_overrides(data, overrides))
-
-
 def grpo_command(
     overrides: Optional[List[str]] = typer.Argument(None, help="key.path=value overrides, e.g. optim.lr=2e-5"),
     config: str = typer.Option("r1_zero_arith", help="Recipe name or YAML path."),
@@ -27,12 +18,14 @@ def grpo_command(
     resume: bool = typer.Option(True, help="Continue from the latest checkpoint in --out."),
 ) -> None:
     """Train with GRPO / Dr. GRPO / DAPO and rule-based rewards."""
+    from reasonlab.config import load_config
     from reasonlab.train.grpo import GRPOTrainer
+    from reasonlab.train.grpo_config import GRPOConfig
 
     with friendly_errors():
-        cfg = load_grpo_config(config, list(overrides or []) + ([f"model={model}"] if model else []))
+        cfg = load_config(GRPOConfig, config, list(overrides or []) + ([f"model={model}"] if model else []))
         trainer = GRPOTrainer(cfg, out)
-    if resume and trainer.resume_if_possible():
+    if resume and trainer.resume_if_possible(warn=console.print):
         console.print(f"resumed from step {trainer.step}")
     history = trainer.train()
     if history:

@@ -12,38 +12,60 @@ from reasonlab.cli.common import console, friendly_errors, task_options
 
 def prm_command(
     overrides: Optional[List[str]] = typer.Argument(None, help="PRMConfig overrides, e.g. rollouts=8"),
-    model: str = typer.Option("smollm2-135m", help="Policy that writes the rollouts, and the backbone."),
+    config: Optional[str] = typer.Option(None, help="YAML file of PRMConfig fields (overrides win)."),
+    model: Optional[str] = typer.Option(None, help="Policy that writes the rollouts, and the backbone."),
     task: str = typer.Option("arith"),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
     data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
-    out: Path = typer.Option(..., help="Directory for the scorer (HF backbone + value head)."),
-    kind: str = typer.Option("prm", help="prm (Monte Carlo step labels) | orm (outcome labels)."),
+    out: Path = typer.Option(..., help="Run directory: labels.jsonl, metrics.jsonl, checkpoints/, model/."),
+    kind: Optional[str] = typer.Option(None, help="prm (Monte Carlo step labels) | orm (outcome labels)."),
+    resume: bool = typer.Option(True, help="Reuse labels and continue from the latest checkpoint in --out."),
 ) -> None:
-    """Label steps by Monte Carlo rollouts (Math-Shepherd), then train a value head."""
-    import json
+    """Label steps by Monte Carlo rollouts (Math-Shepherd), then train a value head.
 
+    Everything is written inside --out's own layout (nothing else there is touched): labels.jsonl
+    (resumable), metrics.jsonl, checkpoints/step-N/ and the final scorer in model/."""
     from reasonlab import models
-    from reasonlab.backends.hf import HFGenerator
-    from reasonlab.config import apply_overrides, from_dict
-    from reasonlab.search.scorers import ValueModel
+    from reasonlab.backends.factory import make_backend
+    from reasonlab.config import load_config
+    from reasonlab.io import append_jsonl, atomic_write_json
+    from reasonlab.search.ranking import evaluate_ranking, split_by_problem
+    from reasonlab.search.scorers import AGGREGATIONS, RewardModelScorer, ValueModel
     from reasonlab.tasks.base import get_task
-    from reasonlab.train.prm import PRMConfig, mc_labels, train_value_model
+    from reasonlab.train.prm import PRMConfig, PRMTrainer, mc_labels
 
+    extra = [f"kind={kind}"] * bool(kind) + [f"model={model}"] * bool(model)
     with friendly_errors():
-        cfg = from_dict(PRMConfig, apply_overrides({"kind": kind}, list(overrides or [])))
+        from reasonlab.io import check_writable_dir
+
+        check_writable_dir(out)
+        cfg = load_config(PRMConfig, config, list(overrides or []) + extra)
         the_task = get_task(task, data=data, **task_options(task_option))
         problems = the_task.load("train", cfg.problems)
-        lm, tok = models.load(model, dtype="fp32")
-    out.mkdir(parents=True, exist_ok=True)
-    data = mc_labels(problems, HFGenerator(lm, tok), the_task, cfg)
-    with (out / "labels.jsonl").open("w") as f:
-        for d in data:
-            f.write(json.dumps({"problem_id": d["problem"].id, "steps": d["steps"], "labels": d["labels"]}) + "\n")
-    value = ValueModel(lm, cfg.kind)
-    history = train_value_model(value, tok, data, cfg, out)
-    value.save(out, tok, {"step_delimiter": cfg.step_delimiter, "prompt": cfg.prompt, "base": model,
-                          "examples": len(data)})
-    console.print(f"{cfg.kind}: {len(data)} labelled solutions, final loss {history[-1]['loss']}; saved to {out}")
+        lm, tok = models.load(cfg.model, dtype="fp32")
+    labels_path = out / "labels.jsonl"
+    if not resume and labels_path.exists():
+        labels_path.unlink()
+    sampler = make_backend("hf", cfg.model, live_model=lm, tokenizer=tok)
+    labelled = mc_labels(problems, sampler, the_task, cfg, out=labels_path)
+    train_rows, held_out = split_by_problem(labelled, cfg.held_out, cfg.seed)
+    trainer = PRMTrainer(cfg, out, train_rows, ValueModel(lm, cfg.kind), tok)
+    if resume and trainer.resume_if_possible(warn=console.print):
+        console.print(f"resumed from step {trainer.step}")
+    history = trainer.train()
+    trainer.save_model(out / "model")
+    final = history[-1]["loss"] if history else None
+    console.print(f"{cfg.kind}: {len(train_rows)} labelled solutions trained on, final loss {final}; "
+                  f"scorer saved to {out / 'model'}")
+    if held_out:  # how well the verifier ranks solutions of problems it never saw
+        scorer = RewardModelScorer(trainer.inner_model().eval(), tok, cfg.step_delimiter, cfg.prompt)
+        ranking = {agg: evaluate_ranking(scorer, held_out, agg) for agg in AGGREGATIONS}
+        atomic_write_json(out / "ranking.json", {"held_out_solutions": len(held_out), **ranking})
+        append_jsonl(out / "metrics.jsonl", [{"held_out_ranking": ranking}])
+        r = ranking["last"]
+        console.print(f"held-out ranking ({len(held_out)} solutions): AUC {r.get('auc')}, "
+                      f"best-of-n {r.get('best_of_n')} vs pass@1 {r.get('pass@1')} and pass@n {r.get('pass@n')}; "
+                      f"{out / 'ranking.json'}")
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:

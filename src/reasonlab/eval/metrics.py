@@ -6,6 +6,8 @@
 - ``maj_at_k``: self-consistency (Wang et al. 2022): the most frequent answer among the first k
   samples, answers grouped by ``is_equivalent`` (so "0.5" and "\\frac{1}{2}" vote together);
   ties go to the group seen first. A missing answer never votes.
+- ``metric_intervals``: 95% bootstrap intervals over problems for per-problem metric values
+  (``eval/intervals.py`` says why problems are the unit).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 from typing import Callable, Sequence
 
 import numpy as np
+
+from reasonlab.eval.intervals import bootstrap_ci, rounded
 
 Equiv = Callable[[str, str], "bool | None"]
 
@@ -57,6 +61,12 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool | None], k: i
     """1.0 if the majority answer among the first k samples is correct, else 0.0."""
     winner = majority(list(answers[:k]), equiv)
     return 1.0 if winner is not None and correct[winner] else 0.0
+
+
+def metric_intervals(per_problem: dict[str, Sequence[float]], seed: int = 0) -> dict[str, list[float] | None]:
+    """``{"pass@1": [v per problem], ...}`` -> ``{"pass@1": [lo, hi], ...}`` (95%, bootstrap over
+    problems, seeded so a summary is reproducible)."""
+    return {name: rounded(bootstrap_ci(values, seed=seed)) for name, values in per_problem.items()}
 
 
 _R1_FORMAT = re.compile(r"^\s*<think>(?:(?!</?think>|</?answer>).)*</think>\s*"

@@ -7,27 +7,15 @@ next to its PNGs, so the directory can be copied or served as is.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
 
+from reasonlab.io import atomic_write_text
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a torn last line from a crash
-    return rows
 
 
 def line_plots(path: str | Path, x: Sequence[float], series: dict[str, Sequence[float | None]],
@@ -46,6 +34,44 @@ def line_plots(path: str | Path, x: Sequence[float], series: dict[str, Sequence[
             ax.plot(xs, sm, label=label, color=raw.get_color())
         else:
             ax.plot(xs, vs, marker="o" if len(vs) < 30 else None, label=label)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def band_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float, float | None, float | None]]],
+              title: str, xlabel: str, ylabel: str = "", *, logx: bool = False, hline: float | None = None,
+              point_labels: dict[str, Sequence[str]] | None = None) -> Path:
+    """One chart, a line per series with its confidence band shaded: each point is
+    ``(x, y, lo, hi)``; a point whose ``lo``/``hi`` is None gets no band there. Why a separate
+    function: ``line_plots`` shares one x axis across series, while curves of accuracy against
+    tokens have their own x per series. ``hline`` draws a reference level (0 for gains)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
+    for label, points in series.items():
+        if not points:
+            continue
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        line = ax.plot(xs, ys, marker="o", label=label)[0]
+        banded = [p for p in points if p[2] is not None and p[3] is not None]
+        if banded:
+            ax.fill_between([p[0] for p in banded], [p[2] for p in banded], [p[3] for p in banded],
+                            color=line.get_color(), alpha=0.18, linewidth=0)
+        for (x, y, *_), text in zip(points, (point_labels or {}).get(label, [])):
+            ax.annotate(text, (x, y), fontsize=7)
+    if hline is not None:
+        ax.axhline(hline, color="0.4", linewidth=0.8, linestyle="--")
+    if logx:
+        ax.set_xscale("log", base=2)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     if ylabel:
@@ -98,8 +124,4 @@ def write_html(path: str | Path, title: str, sections: list[dict[str, Any]]) -> 
              "pre{background:#f6f6f6;padding:1em;overflow-x:auto;white-space:pre-wrap}")
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(doc)
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, doc)

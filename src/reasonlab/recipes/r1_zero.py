@@ -1,17 +1,20 @@
 """The R1-Zero demo: baseline eval -> GRPO with rule-based rewards -> eval -> HTML report.
 
-Everything lands in one run directory and every stage resumes: evals skip finished problems,
+The "after" evaluation loads the final checkpoint from disk, as a user would, so its chat
+template (which reproduces the training prompt) is what is measured. Everything lands in one
+run directory and every stage resumes: evals skip finished problems,
 training continues from its last checkpoint, so re-running the same command after a crash picks
 up where it stopped.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from reasonlab.backends.factory import make_backend
 from reasonlab.eval.report import line_plots, write_html
+from reasonlab.io import atomic_write_json, read_json, read_jsonl_rows
 from reasonlab.eval.runner import evaluate
 from reasonlab.train.grpo import GRPOTrainer
 from reasonlab.train.grpo_config import GRPOConfig
@@ -35,31 +38,35 @@ def run(cfg: GRPOConfig, out: str | Path, eval_limit: int = 100, progress: bool 
     if before is None:  # resumed training but the baseline never finished: not possible to redo
         raise RuntimeError(f"{out}/eval_before/summary.json missing; delete {out} and start again")
     trainer.train(progress=progress)
-    after = evaluate_("eval_after")
+    final = out / "grpo" / "checkpoints" / f"step-{trainer.step}"
+    # The final checkpoint as saved, loaded on its own: its chat template carries the prompt format,
+    # so this is what a plain transformers user gets. One eval dir per step: a resumed run that
+    # trained further never reuses samples of older weights.
+    saved = make_backend("hf", str(final), dtype=trainer.dtype)
+    after = evaluate(saved, trainer.task, test, prompt_format=cfg.task.prompt, params=params,
+                     out_dir=out / f"eval_after_step-{trainer.step}", model_name=str(final), progress=progress)
     summary = {"before": before["metrics"], "after": after["metrics"], "steps": trainer.step,
+               "intervals": {"before": before.get("intervals"), "after": after.get("intervals")},
                "train_wall_s": round(sum(h.get("step_s") or 0 for h in trainer.history), 1),
-               "final_checkpoint": str(out / "grpo" / "checkpoints" / f"step-{trainer.step}")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    report(out, trainer.history, before, after, cfg)
+               "final_checkpoint": str(final)}
+    atomic_write_json(out / "summary.json", summary)
+    report(out, trainer.history, before, after, cfg, out / f"eval_after_step-{trainer.step}")
     return summary
 
 
 def _summary(path: Path) -> dict | None:
-    try:
-        return json.loads((path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    return read_json(path / "summary.json")
 
 
-def report(out: Path, history: list[dict], before: dict, after: dict, cfg: GRPOConfig) -> Path:
+def report(out: Path, history: list[dict], before: dict, after: dict, cfg: GRPOConfig, after_dir: Path) -> Path:
     steps = [h["step"] for h in history]
     images = [line_plots(out / f"{key}.png", steps, {key: [h.get(key) for h in history]},
                          title, "step", smooth=5) for key, title in PLOTS]
     table = [{"metric": k, "before": before["metrics"].get(k), "after": after["metrics"].get(k)}
-             for k in ("pass@1", "format_rate")]
+             for k in ("pass@1", "format_rate", "nonempty_think_rate")]
     table.append({"metric": "mean completion tokens", "before": before.get("mean_completion_tokens"),
                   "after": after.get("mean_completion_tokens")})
-    examples = _examples(out / "eval_after" / "samples.jsonl", 4)
+    examples = _examples(after_dir / "samples.jsonl", 4)
     sections = [
         {"heading": "Held-out evaluation (greedy, pass@1)", "table": table,
          "text": f"{before['problems']} held-out {cfg.task.name} problems, prompt '{cfg.task.prompt}', "
@@ -75,7 +82,7 @@ def report(out: Path, history: list[dict], before: dict, after: dict, cfg: GRPOC
 def _examples(path: Path, k: int) -> str:
     if not path.exists():
         return ""
-    rows = [json.loads(x) for x in path.read_text().splitlines()[:k]]
+    rows = read_jsonl_rows(path)[:k]
     return "\n\n".join(f"Q: {r['prompt'][-2]['content'] if len(r['prompt']) > 1 else ''}\n"
                        f"A: {r['completion']}\n-> extracted {r['extracted']!r}, reference {r['reference']!r}, "
                        f"correct: {r['correct']}" for r in rows)

@@ -1,33 +1,60 @@
 """Format rewards for the R1 template.
 
 - ``format``: 1.0 for exactly one ``<think>...</think>`` followed by exactly one
-  ``<answer>...</answer>`` and nothing else; 0.0 otherwise. Several answer blocks score 0: a
-  known hack is to emit many answers and let a lenient checker find the right one.
+  ``<answer>...</answer>`` and nothing else, *with real thinking inside* (see below); 0.0
+  otherwise. Several answer blocks score 0: a known hack is to emit many answers and let a
+  lenient checker find the right one.
 - ``tag_count``: partial credit, 0.25 for each of the four tags present exactly once (as in
   open-r1's tag_count_reward). Order-blind: on SmolLM2-135M it led GRPO into the trap
   ``<think><answer>x</answer></think>`` (all four tags, wrong order, format reward 0).
 - ``format_partial``: ordered partial credit that climbs toward the exact format: 0.25 for one
   closed think block, +0.25 for one ``<answer>`` after it, +0.25 for its ``</answer>``, +0.25 for
   nothing after that. Every step toward the format pays; the trap above earns only 0.25.
+
+Empty thinking pays nothing. In a ``make demo`` run every held-out answer of the final
+checkpoint was ``<think>\\n</think>\\n<answer>N</answer>``: the format reward paid in full for
+skipping the reasoning, the opposite of what R1-Zero shows. So the think block must hold at
+least ``MIN_THINK_WORDS`` words (a word: a run of letters or digits, or one CJK character);
+"<think>.</think>" and "<think>5</think>" fail, "<think>7+5=12</think>" (three numbers) passes.
+All three rewards apply it: ``format`` and ``format_partial`` pay 0 for an empty block, and
+``tag_count`` does not count the think tags of an empty block.
 """
 
 from __future__ import annotations
+
+import re
 
 from reasonlab.eval.metrics import r1_format_ok
 from reasonlab.rewards.base import REWARDS
 from reasonlab.types import Sample
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+MIN_THINK_WORDS = 2
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def thinking_nonempty(text: str, min_words: int = MIN_THINK_WORDS) -> bool:
+    """True when the first closed ``<think>`` block holds at least ``min_words`` words.
+
+    Meant for eval too (a "nonempty_think_rate" beside the format rate); no closed block -> False.
+    """
+    m = _THINK.search(text)
+    return bool(m) and len(_WORD.findall(m.group(1))) >= min_words
 
 
 @REWARDS.register("format")
 def format_reward(samples: list[Sample], **_) -> list[float | None]:
-    return [1.0 if r1_format_ok(s.text) else 0.0 for s in samples]
+    return [1.0 if r1_format_ok(s.text) and thinking_nonempty(s.text) else 0.0 for s in samples]
 
 
 @REWARDS.register("tag_count")
 def tag_count(samples: list[Sample], **_) -> list[float | None]:
-    return [sum(0.25 for t in TAGS if s.text.count(t) == 1) for s in samples]
+    out = []
+    for s in samples:
+        tags = TAGS if thinking_nonempty(s.text) else TAGS[2:]
+        out.append(sum(0.25 for t in tags if s.text.count(t) == 1))
+    return out
 
 
 def partial_format_score(text: str) -> float:
@@ -35,6 +62,8 @@ def partial_format_score(text: str) -> float:
         return text.count(tag) == 1
 
     if not (once("<think>") and once("</think>")) or text.index("<think>") > text.index("</think>"):
+        return 0.0
+    if not thinking_nonempty(text):
         return 0.0
     score, end_think = 0.25, text.index("</think>")
     if not once("<answer>") or text.index("<answer>") < end_think:

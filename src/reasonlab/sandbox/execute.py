@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonlab.sandbox.isolation import AUDIT_PRELUDE, bwrap_argv, bwrap_path, python_runtime
+from reasonlab.sandbox.isolation import AUDIT_PRELUDE, bwrap_argv, bwrap_path, python_runtime, userns_guard
 from reasonlab.sandbox.limits import Limits, PidsGroup, apply_rlimits
 
 MAX_RETURNED = 64 * 1024
@@ -47,16 +47,21 @@ def execute(code: str, *, stdin: str = "", timeout_s: float = 5.0, memory_mb: in
         (work / "main.py").write_text(code)
         (work / "run.py").write_text(RUNNER if bwrap else AUDIT_PRELUDE + RUNNER)
         (work / ".stdin").write_text(stdin)
+        guard, fds = userns_guard() if bwrap else ([], ())
         if bwrap:
-            argv = bwrap_argv(bwrap, str(work), ["-I", "-S", "run.py"])
+            argv = bwrap_argv(bwrap, str(work), ["-I", "-S", "run.py"], guard)
         else:
             argv = [python_runtime()[0], "-I", "-S", "run.py"]
-        return _run(argv, work, lim)
+        try:
+            return _run(argv, work, lim, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(argv: list[str], work: Path, lim: Limits) -> Result:
+def _run(argv: list[str], work: Path, lim: Limits, pass_fds: tuple[int, ...] = ()) -> Result:
     group = PidsGroup(lim.max_processes)
 
     def pre():  # in the child, before exec
@@ -68,7 +73,8 @@ def _run(argv: list[str], work: Path, lim: Limits) -> Result:
     timed_out = False
     with open(work / ".stdin", "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
         proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, env={}, cwd=work,
-                                preexec_fn=pre, start_new_session=True, close_fds=True)
+                                preexec_fn=pre, start_new_session=True, close_fds=True,
+                                pass_fds=pass_fds)
         try:
             rc = proc.wait(timeout=lim.timeout_s)
         except subprocess.TimeoutExpired:

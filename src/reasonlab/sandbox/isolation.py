@@ -4,7 +4,11 @@ bubblewrap (Debian package ``bubblewrap``): new user, pid, network, ipc and uts 
 filesystem that holds only read-only system libraries and the Python runtime, a fresh /tmp and
 the execution's own work dir as the only writable places; no /etc, /home, /root; an empty
 environment; uid 65534 inside; killed with its parent. Python runs with ``-I -S`` (isolated, no
-site-packages): stdlib only.
+site-packages): stdlib only. Nested user namespaces are closed (``--disable-userns``, bubblewrap
+>= 0.8): ``unshare(CLONE_NEWUSER)`` fails inside, so model-written code cannot reach the kernel
+code paths that only a namespace's "root" can (a recurring source of privilege escalations).
+Where the installed bwrap lacks the option, a seccomp filter (``seccomp.py``, passed with
+``--seccomp FD``) closes them instead; ``userns_guard`` picks.
 
 Fallback (no working bwrap): same rlimits, empty environment, cwd in the work dir, and an audit
 hook inside the interpreter that refuses sockets, subprocesses, signals to other processes and
@@ -15,10 +19,13 @@ native code or ctypes can bypass it. docs/sandbox.md says this plainly.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from reasonlab.sandbox import seccomp
 
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/bin", "/lib32")
 
@@ -36,6 +43,36 @@ def bwrap_path() -> str | None:
     return path if r.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
+def userns_flags() -> tuple[str, ...]:
+    """bwrap options that forbid creating user namespaces inside, if this bwrap has them and
+    they work here; else ()."""
+    path = bwrap_path()
+    if path is None:
+        return ()
+    flags = ("--unshare-user", "--disable-userns")
+    try:
+        r = subprocess.run([path, "--unshare-all", *flags, "--ro-bind", "/", "/", "true"],
+                           capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return flags if r.returncode == 0 else ()
+
+
+def userns_guard() -> tuple[list[str], tuple[int, ...]]:
+    """(bwrap options that close nested user namespaces, file descriptors they need passed to
+    bwrap; the caller closes them once bwrap has started). Empty only on a bwrap without
+    ``--disable-userns`` on a machine ``seccomp.py`` has no numbers for."""
+    if userns_flags():
+        return list(userns_flags()), ()
+    if not seccomp.supported():
+        return [], ()
+    read, write = os.pipe()  # a filter is ~100 bytes: it fits the pipe buffer, no thread needed
+    os.write(write, seccomp.userns_filter())
+    os.close(write)
+    return ["--seccomp", str(read)], (read,)
+
+
 def python_runtime() -> tuple[str, str]:
     """(interpreter, runtime dir) of the base Python — not the venv, whose site-packages stay out."""
     base = Path(sys.base_prefix)
@@ -45,9 +82,10 @@ def python_runtime() -> tuple[str, str]:
     return str(exe), str(base)
 
 
-def bwrap_argv(bwrap: str, workdir: str, argv: list[str]) -> list[str]:
+def bwrap_argv(bwrap: str, workdir: str, argv: list[str], guard: list[str] = ()) -> list[str]:
+    """``guard``: the options of ``userns_guard``."""
     exe, runtime = python_runtime()
-    cmd = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
+    cmd = [bwrap, "--unshare-all", *guard, "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
            "--hostname", "sandbox", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
            "--setenv", "HOME", "/work", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]

@@ -5,16 +5,24 @@ max(n) samples per problem (``PrefixCache``), so the curve compares prefixes of 
 instead of fresh noise at every n; each point counts only the tokens of the samples it used.
 Wall time is measured per point, so points served from the cache show the time of the
 selection alone; the largest n shows the sampling time (see ``sampled``).
+
+Error bars: every point carries 95% bootstrap intervals over problems (``accuracy_ci``,
+``pass@1_ci``, ``pass@n_ci``) and its ``gain`` over pass@1 with a paired interval (``gain_ci``),
+pass@1 being estimated per problem from the largest shared sample set (``baseline`` in the
+summary). A gain counts only when its interval excludes 0 (eval/intervals.py).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from reasonlab.eval.intervals import RESAMPLES, bootstrap_ci, paired_bootstrap_ci, rounded
 from reasonlab.eval.progress import progress_bar
-from reasonlab.eval.report import write_html
+from reasonlab.eval.report import band_plot, write_html
+from reasonlab.io import atomic_write_json, atomic_write_jsonl
 from reasonlab.search.base import Result, SearchConfig, get_strategy
 from reasonlab.types import SamplingParams
 
@@ -60,7 +68,10 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     curves: dict[str, list[dict]] = {}
-    with progress_bar(progress) as bar, (out / "results.jsonl").open("w") as log:
+    outcomes: dict[tuple[str, int], tuple[list[bool], list[list[bool]]]] = {}
+    judge = Judge(task)
+    lines: list[dict] = []  # written atomically at the end: a killed re-run never empties a finished run's file
+    with progress_bar(progress) as bar:
         cached = PrefixCache(backend, bar)  # progress_bar(False) yields a silent stand-in
         if scorer is not None and hasattr(scorer, "bar"):
             scorer.bar = bar  # scoring thousands of samples takes minutes too
@@ -73,52 +84,110 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
                 start = time.perf_counter()
                 results: list[Result] = fn(problems, cached if name in PREFIX_SHARED else backend, scorer, run_cfg)
                 wall = time.perf_counter() - start
-                correct = [bool(task.score(p, r.text).correct) if r.text else False for p, r in zip(problems, results)]
+                correct = judge.many([(p, r.text) for p, r in zip(problems, results)])
+                flat = judge.many([(p, c) for p, r in zip(problems, results) for c in r.candidates])
+                per_candidate = _unflatten(flat, [len(r.candidates) for r in results])
                 for p, r, c in zip(problems, results, correct):
-                    log.write(json.dumps({"strategy": name, "n": n, "problem_id": p.id, "answer": r.answer,
-                                          "reference": p.answer, "correct": c, "tokens": r.tokens}) + "\n")
+                    lines.append({"strategy": name, "n": n, "problem_id": p.id, "answer": r.answer,
+                                  "reference": p.answer, "correct": c, "tokens": r.tokens})
+                outcomes[(name, n)] = (correct, per_candidate)
                 curves.setdefault(name, []).append({
-                    "n": n, "accuracy": round(sum(correct) / len(correct), 4), **_candidate_stats(problems, results, task),
+                    "n": n, "accuracy": round(sum(correct) / len(correct), 4), **_candidate_stats(per_candidate),
                     "tokens_per_problem": round(sum(r.tokens for r in results) / len(results), 1),
                     "wall_s": round(wall, 2), "sampled": name not in PREFIX_SHARED or n == max(ns)})
                 bar.advance(points)
             curves[name].sort(key=lambda row: row["n"])
-    summary = {"problems": len(problems), "config": cfg.__dict__, "strategies": curves}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_jsonl(out / "results.jsonl", lines)
+    baseline, source = _baseline(outcomes)
+    for name, rows in curves.items():
+        for row in rows:
+            row.update(point_intervals(*outcomes[(name, row["n"])], baseline))
+    summary = {"problems": len(problems), "config": cfg.__dict__,
+               "baseline": None if baseline is None else {
+                   "pass@1": round(sum(baseline) / len(baseline), 4), "pass@1_ci": rounded(bootstrap_ci(baseline)),
+                   "from": source},
+               "intervals": {"level": 0.95, "method": "percentile bootstrap over problems (paired for gains)",
+                             "resamples": RESAMPLES, "seed": 0},
+               "strategies": curves}
+    atomic_write_json(out / "summary.json", summary)
     plot(out, curves)
     return summary
 
 
-def _candidate_stats(problems, results: list[Result], task) -> dict:
+class Judge:
+    """``task.score`` memoised per (problem, text) and run a few at a time: candidates at n = 4
+    are the first four of n = 16, and a code task's verdict is a sandbox run each."""
+
+    def __init__(self, task, workers: int = 4):
+        self.task, self.workers, self.memo = task, workers, {}
+
+    def many(self, pairs) -> list[bool]:
+        todo = list({(p.id, t): (p, t) for p, t in pairs if t and (p.id, t) not in self.memo}.items())
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            verdicts = pool.map(lambda item: bool(self.task.score(*item[1]).correct), todo)
+            self.memo.update(zip((k for k, _ in todo), verdicts))
+        return [bool(t) and self.memo[(p.id, t)] for p, t in pairs]
+
+
+def _unflatten(flat: list, sizes: list[int]) -> list[list]:
+    out, i = [], 0
+    for size in sizes:
+        out.append(flat[i:i + size])
+        i += size
+    return out
+
+
+def _candidate_stats(per_candidate: list[list[bool]]) -> dict:
     """pass@1 (mean correctness over every candidate: the single-sample baseline, estimated from
     all n samples instead of one) and pass@n (any candidate right: the ceiling a perfect selector
     could reach). Empty when a strategy keeps no candidates."""
-    per_problem = [[bool(task.score(p, c).correct) for c in r.candidates] for p, r in zip(problems, results)]
-    if not all(per_problem):
+    if not all(per_candidate):
         return {}
-    return {"pass@1": round(sum(sum(c) / len(c) for c in per_problem) / len(per_problem), 4),
-            "pass@n": round(sum(any(c) for c in per_problem) / len(per_problem), 4)}
+    return {"pass@1": round(sum(sum(c) / len(c) for c in per_candidate) / len(per_candidate), 4),
+            "pass@n": round(sum(any(c) for c in per_candidate) / len(per_candidate), 4)}
+
+
+def _baseline(outcomes: dict[tuple[str, int], tuple[list[bool], list[list[bool]]]]) -> tuple[list[float] | None, str]:
+    """Per-problem pass@1 from the largest shared sample set: the point of a prefix-sharing
+    strategy with the most candidates (vote, weighted_vote and best_of_n at max n all hold the
+    same samples). Every point's gain is measured against it, on the same problems. None when
+    only strategies with their own sampling (beam, dvts, budget) ran."""
+    shared = [(sum(map(len, cands)), key) for key, (_, cands) in outcomes.items()
+              if key[0] in PREFIX_SHARED and all(cands)]
+    if not shared:
+        return None, ""
+    _, key = max(shared, key=lambda item: item[0])  # max keeps the first (earliest run) on ties
+    return [sum(c) / len(c) for c in outcomes[key][1]], f"{key[0]} n={key[1]}"
+
+
+def point_intervals(correct: list[bool], per_candidate: list[list[bool]], baseline: list[float] | None) -> dict:
+    """95% intervals of one point: accuracy, pass@1 and pass@n (bootstrap over problems), and the
+    gain over the pass@1 baseline with its paired interval (same problems, same resamples)."""
+    acc = [float(c) for c in correct]
+    row = {"accuracy_ci": rounded(bootstrap_ci(acc))}
+    if all(per_candidate):
+        row["pass@1_ci"] = rounded(bootstrap_ci([sum(c) / len(c) for c in per_candidate]))
+        row["pass@n_ci"] = rounded(bootstrap_ci([float(any(c)) for c in per_candidate]))
+    if baseline is not None:
+        row["gain"] = round(sum(acc) / len(acc) - sum(baseline) / len(baseline), 4)
+        row["gain_ci"] = rounded(paired_bootstrap_ci(acc, baseline))
+    return row
 
 
 def plot(out: Path, curves: dict[str, list[dict]]) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
-    for name, rows in curves.items():
-        ax.plot([r["tokens_per_problem"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=name)
-        for r in rows:
-            ax.annotate(f"n={r['n']}", (r["tokens_per_problem"], r["accuracy"]), fontsize=7)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("tokens generated per problem")
-    ax.set_ylabel("accuracy")
-    ax.set_title("accuracy vs inference compute")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "scaling.png")
-    plt.close(fig)
+    """scaling.png (accuracy vs tokens, 95% bands) and, when a pass@1 baseline exists, gain.png
+    (accuracy - pass@1 vs tokens, paired 95% bands, a dashed line at no gain)."""
+    labels = {name: [f"n={r['n']}" for r in rows] for name, rows in curves.items()}
+    band = lambda key, ci: {name: [(r["tokens_per_problem"], r[key], *(r.get(ci) or (None, None)))  # noqa: E731
+                                   for r in rows if key in r] for name, rows in curves.items()}
+    images = [band_plot(out / "scaling.png", band("accuracy", "accuracy_ci"), "accuracy vs inference compute (95% CI)",
+                        "tokens generated per problem", "accuracy", logx=True, point_labels=labels)]
+    if any("gain" in r for rows in curves.values() for r in rows):
+        images.append(band_plot(out / "gain.png", band("gain", "gain_ci"), "gain over pass@1 (paired 95% CI)",
+                                "tokens generated per problem", "accuracy - pass@1", logx=True, hline=0.0,
+                                point_labels=labels))
     table = [{"strategy": s, **r} for s, rows in curves.items() for r in rows]
     return write_html(out / "report.html", "Inference-time scaling",
-                      [{"heading": "Accuracy vs tokens", "images": [out / "scaling.png"], "table": table}])
-
-
+                      [{"heading": "Accuracy vs tokens", "images": images, "table": table,
+                        "text": "Bands and [lo, hi] columns: 95% percentile bootstrap over problems; gains are "
+                                "paired against pass@1 on the same problems."}])

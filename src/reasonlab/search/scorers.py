@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from reasonlab.prompts import build, render_chat
+from reasonlab.tensors import pad  # noqa: F401 (re-exported: the one padding helper)
 from reasonlab.types import Problem
 
 AGGREGATIONS = {"last": lambda s: s[-1], "min": min, "product": lambda s: math.prod(s)}
@@ -40,8 +41,11 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """ids, attn (B, T) -> value logits (B, T)."""
+    def forward(self, ids: torch.Tensor, attn: torch.Tensor, fast=None) -> torch.Tensor:
+        """ids, attn (B, T), right-padded -> value logits (B, T). ``fast``: a ``FastLlama`` copy
+        of the backbone (inference only, no gradient) whose hidden states the head reads instead."""
+        if fast is not None:
+            return self.head(fast.hidden_states(ids, attn)).squeeze(-1)
         backbone = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else self.lm.model
         hidden = backbone(input_ids=ids, attention_mask=attn).last_hidden_state
         return self.head(hidden.float()).squeeze(-1)
@@ -65,23 +69,15 @@ def encode_steps(tokenizer, problem: Problem, steps: list[str], prompt: str = "p
     return ids, ends
 
 
-def pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    T = max(map(len, batch))
-    ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), T), dtype=torch.long)
-    for i, seq in enumerate(batch):
-        ids[i, :len(seq)] = torch.tensor(seq)
-        attn[i, :len(seq)] = 1
-    return ids, attn
-
-
 class RewardModelScorer:
     """Scores solutions with a trained ValueModel; ``score`` returns one number per solution.
 
     Step scores are cached per (problem, text): search strategies and the scale runner score the
     same candidates again at every n (best-of-4 reuses best-of-16's first four), and a forward
     pass over a whole solution is the expensive part. Solutions are batched by length, so
-    padding stays small.
+    padding stays small. Where the backbone's architecture has a fast forward (``arch.py``), the
+    value head reads that forward's hidden states (a copy of the weights taken here, frozen like
+    the score cache); otherwise transformers' forward runs.
     """
 
     def __init__(self, model: ValueModel, tokenizer, step_delimiter: str = "\n\n", prompt: str = "plain",
@@ -90,6 +86,7 @@ class RewardModelScorer:
         self.delimiter, self.prompt, self.batch_size = step_delimiter, prompt, batch_size
         self.cache: dict[tuple[str, str], list[float]] = {}
         self.bar = None  # a rich Progress (set by the scale runner): scoring shows its own task
+        self.fast = _fast_copy(model.lm)
 
     @classmethod
     def load(cls, path: str | Path, dtype: str | None = None) -> "RewardModelScorer":
@@ -99,6 +96,8 @@ class RewardModelScorer:
         from reasonlab.models import resolve_dtype
 
         path = Path(path)
+        if not (path / "scorer.json").exists() and (path / "model" / "scorer.json").exists():
+            path = path / "model"  # a `train prm` run directory: its final scorer
         if not (path / "scorer.json").exists():
             raise FileNotFoundError(f"{path}: no scorer.json — train one with `reasonlab train prm`")
         meta = json.loads((path / "scorer.json").read_text())
@@ -119,7 +118,7 @@ class RewardModelScorer:
         for i in range(0, len(order), self.batch_size):
             chunk = order[i:i + self.batch_size]
             ids, attn = pad([encoded[k][0] for k in chunk], self.tokenizer.pad_token_id or 0)
-            values = torch.sigmoid(self.model(ids, attn))
+            values = torch.sigmoid(self.model(ids, attn, fast=self.fast))
             for j, k in enumerate(chunk):
                 self.cache[k] = [float(values[j, e]) for e in encoded[k][1]]
             if job is not None:
@@ -131,3 +130,11 @@ class RewardModelScorer:
             raise ValueError(f"unknown aggregation {aggregation!r}; valid: {', '.join(AGGREGATIONS)}")
         agg = AGGREGATIONS["last"] if self.model.kind == "orm" else AGGREGATIONS[aggregation]
         return [agg(s) for s in self.step_scores(problems, texts)]
+
+
+def _fast_copy(lm):
+    """The fast forward over ``lm`` in its own dtype, or None where its architecture has none."""
+    from reasonlab.backends.fast_llama import FastLlama, fast_plan
+
+    arch, _ = fast_plan(lm)
+    return None if arch is None else FastLlama.from_hf(lm, next(lm.parameters()).dtype)

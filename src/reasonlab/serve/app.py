@@ -5,8 +5,13 @@ tiny random model or a scripted mock in tests). Every backend call goes through 
 ``BackendWorker`` thread (see ``queue.py``); request handlers only validate, wait with a
 timeout, and shape the answer.
 
-Status codes: 400 bad field (OpenAI's error shape, ``param`` names the field), 404 unknown
-model, 413 body too large, 503 queue full (with ``Retry-After``), 504 timeout, 500 backend error.
+Status codes: 400 bad field (OpenAI's error shape, ``param`` names the field), 401 missing or
+wrong API key (only when one is configured, see ``auth.py``), 404 unknown model, 413 body too
+large, 503 queue full (with ``Retry-After``), 504 timeout, 500 backend error.
+
+Context (``context.py``): a prompt that fills the model's context window is a 400 with code
+``context_length_exceeded`` naming the limit; ``max_tokens`` (asked, or the default) beyond what
+the window leaves after the prompt is clamped to what is left, never a 500.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from reasonlab.serve import reasoning as reasoning_ext
+from reasonlab.serve.auth import APIKeyAuth
 from reasonlab.serve.config import ServeConfig
+from reasonlab.serve.context import fit_completion
 from reasonlab.serve.errors import APIError, BodyLimit, install
 from reasonlab.serve.queue import BackendWorker, QueueFull
 from reasonlab.serve.schemas import (ChatRequest, chat_response, finish_reason, new_id, prompt_tokens,
@@ -94,6 +102,8 @@ def create_app(backend, model_name: str, config: ServeConfig | None = None, scor
     app.state.worker, app.state.config = worker, cfg
     install(app)
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    if cfg.api_key:  # added last, so it runs first: no unauthenticated byte reaches a route
+        app.add_middleware(APIKeyAuth, api_key=cfg.api_key)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -119,6 +129,7 @@ def create_app(backend, model_name: str, config: ServeConfig | None = None, scor
         if req.reasoning is not None:
             return await _reasoning(req, rid)
         params = req.sampling(cfg.default_tokens)
+        params = replace(params, max_new_tokens=fit_completion(backend, req.prompt(), params.max_new_tokens))
         completions = await wait(submit(worker, "submit_generate", req.prompt(), params), cfg.timeout_s)
         choices = [(c.text, finish_reason(c)) for c in completions]
         return _answer(req, rid, choices, usage(completions, prompt_tokens(completions)))
@@ -126,6 +137,8 @@ def create_app(backend, model_name: str, config: ServeConfig | None = None, scor
     async def _reasoning(req: ChatRequest, rid: str):
         scfg = reasoning_ext.search_config(req, cfg, has_scorer=scorer is not None)
         problem = reasoning_ext.make_problem(req, rid)
+        scfg = replace(scfg, max_new_tokens=fit_completion(backend, problem.meta["messages"],
+                                                           scfg.max_new_tokens))
         job = lambda: reasoning_ext.run(problem, backend, scorer, scfg)  # noqa: E731
         result, n_prompt = await wait(submit(worker, "submit", job), cfg.timeout_s)
         info = reasoning_ext.summary(result, scfg, bool(req.reasoning.options().get("return_candidates")))

@@ -6,7 +6,7 @@ cap is refused with a 4xx naming the field and the limit, never truncated silent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class ServeConfig:
     max_reasoning_n: int = 64        # samples a reasoning strategy may draw
     max_batch_rows: int = 32         # rows of one merged generate call (see queue.py)
     stream_chunk_chars: int = 24     # piece size when streaming a finished text
+    api_key: str | None = field(default=None, repr=False)  # None: no authentication (auth.py)
 
     @property
     def default_tokens(self) -> int:

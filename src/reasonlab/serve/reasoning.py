@@ -25,7 +25,7 @@ from typing import Any
 from reasonlab.config import ConfigError, from_dict
 from reasonlab.serve.config import ServeConfig
 from reasonlab.serve.errors import APIError
-from reasonlab.serve.schemas import ChatRequest
+from reasonlab.serve.schemas import MAX_SEED, ChatRequest
 from reasonlab.types import Problem
 
 # request field -> SearchConfig field
@@ -92,6 +92,9 @@ def _check_caps(cfg, limits: ServeConfig, given: set[str]) -> None:
         if not 0 <= value <= limits.max_tokens:
             raise APIError(400, f"reasoning.{name} must be in [0, {limits.max_tokens}], got {value}",
                            param=f"reasoning.{name}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise APIError(400, f"reasoning.seed must be in [0, {MAX_SEED}], got {cfg.seed}",
+                       param="reasoning.seed")
     if given & {"max_steps", "step_tokens"} and cfg.max_steps * cfg.step_tokens > 4 * limits.max_tokens:
         raise APIError(400, f"reasoning.max_steps * step_tokens exceeds {4 * limits.max_tokens}",
                        param="reasoning.max_steps")

@@ -1,5 +1,6 @@
-"""Errors for bad task data: messages name the file, line and field."""
+"""Errors for bad task data: messages name the file, line and field (defined in reasonlab.errors,
+re-exported here for the task modules)."""
 
+from reasonlab.errors import DataError
 
-class DataError(ValueError):
-    pass
+__all__ = ["DataError"]

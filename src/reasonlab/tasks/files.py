@@ -4,9 +4,9 @@ Search order for a named file (e.g. ``gsm8k_test.jsonl``):
 1. the ``data`` option: a file (used as given) or a directory holding the file; an explicit path
    that does not exist is an error, never silently replaced by another source;
 2. ``$REASONLAB_DATA`` (a directory);
-3. ``../shared/data`` relative to the working directory, then relative to the repository root
-   (found by walking up from this file to ``pyproject.toml``);
-4. ``/work/shared/data``;
+3. the evaluation sets shipped inside the package (``reasonlab/data``: GSM8K test, MATH-500);
+4. ``../shared/data`` relative to the working directory, then relative to the repository root
+   (found by walking up from this file to ``pyproject.toml``), for files we do not ship;
 5. the HF hub through ``datasets``, only if that library is installed (it is not a dependency)
    and ``REASONLAB_NO_HUB`` is unset.
 Errors say where we looked and how to pass ``--data PATH``.
@@ -14,14 +14,14 @@ Errors say where we looked and how to pass ``--data PATH``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from reasonlab import io
 from reasonlab.tasks.errors import DataError
 
-SHARED_DATA = Path("/work/shared/data")
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
 Records = list[tuple[str, dict[str, Any]]]  # (where: "file:line" or "hub:index", record)
 
 
@@ -37,11 +37,11 @@ def candidate_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("REASONLAB_DATA"):
         dirs.append(Path(os.environ["REASONLAB_DATA"]).expanduser())
+    dirs.append(PACKAGE_DATA)
     dirs.append(Path.cwd().parent / "shared" / "data")
     root = repo_root()
     if root is not None:
         dirs.append(root.parent / "shared" / "data")
-    dirs.append(SHARED_DATA)
     unique = []
     for d in dirs:
         if d not in unique:
@@ -102,30 +102,10 @@ def load_records(filename: str, data: str | None, required: tuple[str, ...],
                     f"or set REASONLAB_DATA.")
 
 
+MAX_RECORD_BYTES = 1_000_000  # one problem of more than 1 MB is damage, not data
+
+
 def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record); blank lines are skipped; bad lines raise DataError."""
-    count = 0
-    try:
-        with Path(path).open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-                if not isinstance(record, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, "
-                                    f"got {type(record).__name__}")
-                for name in required:
-                    if name not in record:
-                        raise DataError(f"{path}:{lineno}: missing field {name!r} "
-                                        f"(fields present: {', '.join(record) or 'none'})")
-                count += 1
-                yield lineno, record
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if count == 0:
-        raise DataError(f"{path}: no records (empty file)")
+    """``reasonlab.io.read_jsonl`` (file:line errors) with a per-record cap for task data, checked
+    before parsing: a 5 MB record is refused at once, not tokenized whole and rejected later."""
+    return io.read_jsonl(path, required, max_line_bytes=MAX_RECORD_BYTES)

@@ -1,10 +1,11 @@
 """GRPO trainer (Shao et al. 2024) with the Dr. GRPO and DAPO fixes, on accelerate.
 
 One step: sample G completions for each of ``prompts_per_step`` prompts with the project's own
-sampler (``HFGenerator``, bf16, shared prefill), score with rule-based rewards, compute group
+sampler (the ``hf`` backend by default, ``vllm`` on a GPU; built through the backend registry), score with rule-based rewards, compute group
 advantages (``algos.advantages``), then ``mu`` policy updates with the clipped loss
 (``algos.losses``), gradient-accumulated over micro-batches whose normaliser is the whole
-batch's. Under ``accelerate launch`` each process samples its share of the prompts and
+batch's. The loop, checkpoints and resume are the training core's (``train/core.py``); this
+file is only the step. Under ``accelerate launch`` each process samples its share of the prompts and
 accelerate reduces gradients (DDP/FSDP/DeepSpeed); nothing here is a home-made distributed layer.
 
 Departures from TRL's GRPOTrainer: completions are sampled by our sampler from a bf16 copy
@@ -14,141 +15,67 @@ with ``mu == 1`` no extra forward computes old log-probs (old = detached current
 
 from __future__ import annotations
 
-import json
-import math
+from contextlib import nullcontext
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from reasonlab import models
-from reasonlab.algos import AGGREGATIONS, KL_ESTIMATORS, clipped_policy_loss
+from reasonlab.algos import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
 from reasonlab.algos.losses import BatchNorm
-from reasonlab.backends.hf import HFGenerator
-from reasonlab.config import dump_yaml, to_dict
+from reasonlab.backends.factory import make_backend
 from reasonlab.eval.metrics import r1_format_ok
-from reasonlab.eval.progress import progress_bar
+from reasonlab.io import append_jsonl
 from reasonlab.tasks.base import get_task
-from reasonlab.train import checkpoint as ckpt
+from reasonlab.train.core import Trainer
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.train.policy import plan_micro_batches, shared_prefix_logprobs
 from reasonlab.train.rollout import ProblemStream, Rollout, collect
 from reasonlab.train.signals import reflection_rate
 
 
-class GRPOTrainer:
-    def __init__(self, cfg: GRPOConfig, out_dir: str | Path, model=None, tokenizer=None):
-        from accelerate import Accelerator
+class GRPOTrainer(Trainer):
+    kind = "grpo"
 
-        self.cfg, self.out = cfg, Path(out_dir)
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
-        torch.manual_seed(cfg.seed)
-        self.dtype = models.resolve_dtype(cfg.dtype, self.acc.device.type)
-        if model is None:
-            model, tokenizer = models.load(cfg.model, dtype="fp32", device=str(self.acc.device))
-        self.tokenizer = models.prepare_tokenizer(tokenizer)
+    def __init__(self, cfg: GRPOConfig, out_dir, model=None, tokenizer=None):
+        super().__init__(cfg, out_dir, model, tokenizer, prompt_format=cfg.task.prompt)
+        model = self.base_model
         self.ref = None
         if cfg.algo.beta > 0:  # frozen copy of the initial policy, only when the KL term is on
             import copy
 
             self.ref = copy.deepcopy(model).to(self.dtype).eval().requires_grad_(False)
-        if cfg.lora is not None:
-            model = models.attach_lora(model, cfg.lora)
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                betas=tuple(cfg.optim.betas))
-        warm = max(1, cfg.optim.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
-        self.model, self.opt, self.sched = self.acc.prepare(model, opt, sched)
-        self.sampler = HFGenerator(models.unwrap(self.model), self.tokenizer, dtype=self.dtype)
+        self.setup_optimizer(model)
+        self.sampler = make_backend(cfg.backend.name, cfg.model, live_model=models.unwrap(self.model),
+                                    tokenizer=self.tokenizer, dtype=self.dtype, **cfg.backend.options)
         self.task = get_task(cfg.task.name, **cfg.task.options)
         self.stream = ProblemStream(self.task.load(cfg.task.split), cfg.seed)
-        self.step = 0
-        self.history: list[dict[str, Any]] = []
-        self.tb = None
 
-    # ---- persistence -------------------------------------------------------------------
-    def resume_if_possible(self) -> bool:
-        last = ckpt.latest_checkpoint(self.out / "checkpoints")
-        if last is None:
-            return False
-        state = ckpt.load_state(last)
-        inner = models.unwrap(self.model)
-        if "trainable" in state:  # LoRA: adapter weights
-            inner.load_state_dict(state["trainable"], strict=False)
-        else:
-            from safetensors.torch import load_file
+    def data_state(self) -> dict[str, Any]:
+        return {"pos": self.stream.pos}
 
-            weights = {}
-            for f in sorted(last.glob("*.safetensors")):
-                weights.update(load_file(f))
-            missing, unexpected = inner.load_state_dict(weights, strict=False)
-            if unexpected or [m for m in missing if "lm_head" not in m]:
-                raise RuntimeError(f"{last}: checkpoint does not match the model "
-                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
-        self.step, self.stream.pos = state["step"], state["data_pos"]
-        self.history = state.get("history", [])
-        self._rewrite_metrics()  # drop lines logged after this checkpoint (a killed run's tail)
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.stream.pos = state["pos"]
+
+    def on_resumed(self) -> None:
         self.sampler.sync_weights()
-        return True
 
-    def save(self) -> None:
-        if not self.acc.is_main_process:
-            return
-        inner = models.unwrap(self.model)
-        state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "rng": ckpt.rng_state(), "step": self.step, "data_pos": self.stream.pos,
-                 "history": self.history, "config": to_dict(self.cfg)}
-        if self.cfg.lora is not None:
-            state["trainable"] = {k: v for k, v in inner.state_dict().items() if "lora_" in k}
-        ckpt.save_checkpoint(self.out / "checkpoints", self.step, inner, self.tokenizer, state,
-                             self.cfg.keep_last)
+    def describe(self, m: dict[str, Any]) -> str:
+        return f"grpo reward {_fmt(m.get('reward'))} acc {_fmt(m.get('accuracy'))}"
 
-    def _rewrite_metrics(self) -> None:
-        if self.acc.is_main_process:
-            path = self.out / "metrics.jsonl"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(h) + "\n" for h in self.history))
-            tmp.replace(path)
-
-    # ---- training ----------------------------------------------------------------------
-    def train(self, progress: bool = True) -> list[dict[str, Any]]:
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.acc.is_main_process:
-            dump_yaml(cfg, self.out / "config.yaml")
-            self._open_tensorboard()
-        with progress_bar(progress and self.acc.is_main_process) as bar:
-            job = bar.add_task("grpo", total=cfg.steps, completed=self.step)
-            while self.step < cfg.steps:
-                metrics = self.train_step()
-                bar.advance(job)
-                bar.update(job, description=f"grpo reward {_fmt(metrics['reward'])} acc {_fmt(metrics['accuracy'])}")
-                if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == cfg.steps):
-                    self.save()
-        if self.tb is not None:
-            self.tb.close()
-        return self.history
-
-    def train_step(self) -> dict[str, Any]:
-        t0 = time.perf_counter()
+    def update(self) -> dict[str, Any]:
+        """One GRPO step: sample and score a batch, then ``mu`` policy updates on it."""
         roll = collect(self.sampler, self.task, self.stream, self.cfg, self.step,
                        self.acc.process_index, self.acc.num_processes)
         t1 = time.perf_counter()
-        stats = self.update(roll)
+        stats = self.policy_update(roll)
         self.sampler.sync_weights()
-        self.step += 1
-        metrics = self._metrics(roll, stats, t0, t1)
-        self.history.append(metrics)
-        self._log(metrics, roll)
+        metrics = self._metrics(roll, stats, t1)
+        self._log_samples(roll)
         return metrics
 
-    def update(self, roll: Rollout) -> dict[str, float]:
+    def policy_update(self, roll: Rollout) -> dict[str, float]:
         cfg, acc = self.cfg, self.acc
         idx = [i for i, keep in enumerate(roll.in_loss) if keep]
         # micro-batches that share prompts and/or have similar lengths (cheapest of both)
@@ -160,6 +87,7 @@ class GRPOTrainer:
         totals = acc.gather(torch.tensor([float(tokens), float(len(idx))], device=acc.device)).view(-1, 2).sum(0)
         norm = BatchNorm(tokens=float(totals[0]), sequences=float(totals[1]), max_len=cfg.sampling.max_new_tokens)
         agg = AGGREGATIONS.get(cfg.algo.loss_agg)
+        policy_loss = POLICY_LOSSES.get(cfg.algo.loss)
         kl_fn = KL_ESTIMATORS.get(cfg.algo.kl)
         batches = [self._batch(roll, c) for c in chunks]
         old = [None] * len(batches)
@@ -174,13 +102,13 @@ class GRPOTrainer:
         for _ in range(cfg.algo.mu):
             for j in range(n_chunks):
                 last = j == n_chunks - 1
-                ctx = acc.no_sync(self.model) if not last else _null()
+                ctx = acc.no_sync(self.model) if not last else nullcontext()
                 with ctx:
                     if j < len(batches):
                         logp, ent, mask = self._logprobs(self.model, batches[j], with_entropy=True)
                         adv = batches[j][2]
                         old_lp = old[j] if old[j] is not None else logp.detach()
-                        tok_loss, clipped = clipped_policy_loss(logp, old_lp, adv.to(acc.device),
+                        tok_loss, clipped = policy_loss(logp, old_lp, adv.to(acc.device),
                                                                 cfg.algo.clip_low, cfg.algo.clip_high)
                         if ref[j] is not None:
                             kl = kl_fn(logp, ref[j])
@@ -194,15 +122,11 @@ class GRPOTrainer:
                     else:  # this process has fewer micro-batches: join the gradient sync
                         loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
                     acc.backward(loss)
-            grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm) \
-                if cfg.optim.max_grad_norm > 0 else torch.tensor(0.0)
-            self.opt.step()
-            self.sched.step()
-            self.opt.zero_grad(set_to_none=True)
+            grad_norm = self.optimizer_step()
         t = max(sums["tokens"], 1.0)
         return {"loss": sums["loss"] / cfg.algo.mu, "clip_frac": sums["clip"] / t / cfg.algo.mu,
                 "entropy": sums["entropy"] / t / cfg.algo.mu, "kl": sums["kl"] / t / cfg.algo.mu,
-                "grad_norm": float(grad_norm), "loss_tokens": int(tokens), "loss_seqs": len(idx)}
+                "grad_norm": grad_norm, "loss_tokens": int(tokens), "loss_seqs": len(idx)}
 
     def _batch(self, roll: Rollout, chunk: list[int]):
         samples = [roll.samples[i] for i in chunk]
@@ -215,11 +139,11 @@ class GRPOTrainer:
                                       self.dtype, with_entropy)
 
     # ---- metrics -----------------------------------------------------------------------
-    def _metrics(self, roll: Rollout, stats: dict[str, float], t0: float, t1: float) -> dict[str, Any]:
+    def _metrics(self, roll: Rollout, stats: dict[str, float], t1: float) -> dict[str, Any]:
         texts = [s.text for s in roll.samples]
         lens = [s.completion.num_tokens for s in roll.samples]
         mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-        m: dict[str, Any] = {"step": self.step}
+        m: dict[str, Any] = {"reward": None}
         m["reward"] = mean(roll.rewards)
         for name, vals in roll.components.items():
             vals = [v for v in vals if v is not None]
@@ -233,44 +157,17 @@ class GRPOTrainer:
         m["groups_sampled"] = roll.groups_sampled
         m["groups_kept"] = len(roll.samples) // self.cfg.sampling.group_size
         m.update(stats)
-        m["lr"] = self.sched.get_last_lr()[0]
-        now = time.perf_counter()
-        m["gen_s"], m["train_s"], m["step_s"] = roll.gen_s, now - t1, now - t0
+        m["gen_s"], m["train_s"] = roll.gen_s, time.perf_counter() - t1
         m["gen_tokens_per_s"] = roll.tokens / roll.gen_s if roll.gen_s else 0.0
-        return {k: (round(v, 5) if isinstance(v, float) and math.isfinite(v) else
-                    (None if isinstance(v, float) else v)) for k, v in m.items()}
+        return m
 
-    def _open_tensorboard(self) -> None:
-        if not self.cfg.tensorboard:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
-        self.tb = SummaryWriter(str(self.out / "tb"))
-
-    def _log(self, metrics: dict[str, Any], roll: Rollout) -> None:
-        if not self.acc.is_main_process:
-            return
-        with (self.out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        if self.tb is not None:
-            for k, v in metrics.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self.tb.add_scalar(k, v, metrics["step"])
-        with (self.out / "samples.jsonl").open("a") as f:
-            for s, r in list(zip(roll.samples, roll.rewards))[: self.cfg.log_samples]:
-                f.write(json.dumps({"step": metrics["step"], "problem_id": s.problem.id,
-                                    "completion": s.text, "reward": r}) + "\n")
+    def _log_samples(self, roll: Rollout) -> None:
+        if self.acc.is_main_process and self.cfg.log_samples:
+            append_jsonl(self.out / "samples.jsonl", [
+                {"step": self.step + 1, "problem_id": s.problem.id, "completion": s.text, "reward": r}
+                for s, r in list(zip(roll.samples, roll.rewards))[: self.cfg.log_samples]])
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

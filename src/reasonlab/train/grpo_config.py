@@ -1,11 +1,19 @@
-"""GRPO configuration: one small dataclass per concern, composed by recipe YAML files."""
+"""GRPO configuration: one small dataclass per concern, composed by recipe YAML files.
+
+Every field's range and every registry name (task, prompt, rewards, advantage, policy loss,
+aggregation, KL estimator, backend) is checked when the config is loaded (``check()``, called by
+``config.from_dict``): a typo fails in a second with the key's path, not after the model has
+loaded and the first rollout has run.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reasonlab.config import require, require_name
 from reasonlab.models import LoraConfig
+from reasonlab.train.core import OptimConfig, check_common
 
 
 @dataclass
@@ -15,11 +23,29 @@ class TaskConfig:
     split: str = "train"
     prompt: str = "r1"
 
+    def check(self) -> None:
+        from reasonlab.prompts import PROMPTS
+        from reasonlab.tasks.base import TASKS
+        import reasonlab.tasks  # noqa: F401  (fills TASKS)
+
+        require_name(TASKS, self.name, "name")
+        require_name(PROMPTS, self.prompt, "prompt")
+
 
 @dataclass
 class RewardConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-reward kwargs
+
+    def check(self) -> None:
+        from reasonlab.rewards import REWARDS
+
+        require(bool(self.weights), "weights", "needs at least one reward")
+        for name in self.weights:
+            require_name(REWARDS, name, f"weights.{name}")
+        for name in self.options:
+            require(name in self.weights, f"options.{name}",
+                    f"options for a reward that is not in weights ({', '.join(self.weights)})")
 
 
 @dataclass
@@ -35,10 +61,25 @@ class SamplingConfig:
     overlong_buffer: int = 32  # soft: tokens before max_new_tokens where the penalty ramps up
     overlong_penalty: float = 1.0
 
+    def check(self) -> None:
+        require(self.prompts_per_step >= 1, "prompts_per_step", f"must be >= 1, got {self.prompts_per_step}")
+        require(self.group_size >= 2, "group_size",
+                f"must be >= 2: group-relative advantages of a group of {self.group_size} are all 0, "
+                f"so nothing would be learned")
+        require(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        require(self.temperature > 0, "temperature",
+                f"must be > 0 (GRPO needs diverse samples in a group), got {self.temperature}")
+        require(0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p}")
+        require(self.max_sampling_rounds >= 1, "max_sampling_rounds", f"must be >= 1, got {self.max_sampling_rounds}")
+        require(self.overlong != "soft" or 0 <= self.overlong_buffer < self.max_new_tokens, "overlong_buffer",
+                f"must be in [0, max_new_tokens) with overlong: soft, got {self.overlong_buffer}")
+        require(self.overlong_penalty >= 0, "overlong_penalty", f"must be >= 0, got {self.overlong_penalty}")
+
 
 @dataclass
 class AlgoConfig:
     advantage: str = "grpo"  # grpo | dr_grpo | rloo | module:function
+    loss: str = "clip"  # policy loss: clip (PPO/DAPO clip-higher) | reinforce | module:function
     loss_agg: str = "token_mean"  # token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
     clip_low: float = 0.2
     clip_high: float = 0.2  # DAPO clip-higher: 0.28
@@ -46,15 +87,33 @@ class AlgoConfig:
     kl: str = "k3"
     mu: int = 1  # policy updates per sampled batch
 
+    def check(self) -> None:
+        from reasonlab.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+
+        require_name(ADVANTAGES, self.advantage, "advantage")
+        require_name(POLICY_LOSSES, self.loss, "loss")
+        require_name(AGGREGATIONS, self.loss_agg, "loss_agg")
+        require_name(KL_ESTIMATORS, self.kl, "kl")
+        require(0 <= self.clip_low < 1, "clip_low", f"must be in [0, 1), got {self.clip_low}")
+        require(self.clip_high >= 0, "clip_high", f"must be >= 0, got {self.clip_high}")
+        require(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
+        require(self.mu >= 1, "mu", f"must be >= 1, got {self.mu}")
+
 
 @dataclass
-class OptimConfig:
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    micro_batch: int = 16  # sequences per forward/backward
-    betas: tuple[float, ...] = (0.9, 0.99)
+class BackendConfig:
+    """Where rollouts are sampled: ``hf`` (our sampler, sharing the training weights) or
+    ``vllm`` (a GPU engine whose weights are refreshed after every step)."""
+
+    name: str = "hf"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        from reasonlab.backends.factory import BACKENDS, load_backends
+
+        load_backends()
+        require_name(BACKENDS, self.name, "name")
+        require(self.name != "openai", "name", "a remote server cannot sample from the weights being trained")
 
 
 @dataclass
@@ -68,8 +127,13 @@ class GRPOConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
     lora: LoraConfig | None = None
     save_every: int = 25
     keep_last: int = 2
     log_samples: int = 4  # completions per step written to samples.jsonl
     tensorboard: bool = True
+
+    def check(self) -> None:
+        require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        check_common(self)

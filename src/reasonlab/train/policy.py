@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from reasonlab.tensors import pad
+
 
 @dataclass
 class SeqBatch:
@@ -23,21 +25,11 @@ class SeqBatch:
 
 
 def build_batch(prompts: list[tuple[int, ...]], completions: list[tuple[int, ...]], pad_id: int) -> SeqBatch:
-    P = max(len(p) for p in prompts)
-    C = max(1, max(len(c) for c in completions))
-    B = len(prompts)
-    ids = torch.full((B, P + C), pad_id, dtype=torch.long)
-    attn = torch.zeros((B, P + C), dtype=torch.long)
-    mask = torch.zeros((B, C), dtype=torch.float32)
-    for i, (p, c) in enumerate(zip(prompts, completions)):
-        ids[i, P - len(p):P] = torch.tensor(p)
-        attn[i, P - len(p):P] = 1
-        if c:
-            ids[i, P:P + len(c)] = torch.tensor(c)
-            attn[i, P:P + len(c)] = 1
-            mask[i, :len(c)] = 1
+    ids_p, attn_p = pad(prompts, pad_id, side="left")
+    ids_c, attn_c = pad([list(c) for c in completions] + [[pad_id]], pad_id)  # the extra row keeps C >= 1
+    ids, attn = torch.cat([ids_p, ids_c[:-1]], 1), torch.cat([attn_p, attn_c[:-1]], 1)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    return SeqBatch(ids=ids, attn=attn, pos=pos, comp=ids[:, P:], mask=mask)
+    return SeqBatch(ids=ids, attn=attn, pos=pos, comp=ids_c[:-1], mask=attn_c[:-1].float())
 
 
 def completion_logprobs(model, batch: SeqBatch, autocast_dtype: torch.dtype | None,
@@ -86,19 +78,11 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     uniq: dict[tuple[int, ...], int] = {}
     owner = [uniq.setdefault(tuple(p), len(uniq)) for p in prompts]
     plist = list(uniq)
-    P, C, B = max(map(len, plist)), max(1, max(map(len, completions))), len(prompts)
-    ids_p = torch.full((len(plist), P), pad_id, dtype=torch.long)
-    attn_p = torch.zeros((len(plist), P), dtype=torch.long)
-    for i, p in enumerate(plist):
-        ids_p[i, P - len(p):] = torch.tensor(p)
-        attn_p[i, P - len(p):] = 1
+    C, B = max(1, max(map(len, completions))), len(prompts)
+    ids_p, attn_p = pad(plist, pad_id, side="left")
     pos_p = (attn_p.cumsum(-1) - 1).clamp(min=0)
-    ids_c = torch.full((B, C), pad_id, dtype=torch.long)
-    mask = torch.zeros((B, C), dtype=torch.float32)
-    for i, c in enumerate(completions):
-        if c:
-            ids_c[i, :len(c)] = torch.tensor(c)
-            mask[i, :len(c)] = 1
+    ids_c, mask = pad([list(c) for c in completions] + [[pad_id]], pad_id)  # the extra row keeps C >= 1
+    ids_c, mask = ids_c[:-1], mask[:-1].float()
     rows = torch.tensor(owner)
     plen = attn_p.sum(-1)[rows]
     pos_c = plen[:, None] + torch.arange(C)[None]

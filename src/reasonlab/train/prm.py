@@ -5,21 +5,28 @@ steps; for the prefix ending at step i, sample k completions continuing it and l
 with the fraction that reach the right answer. The final step's label is its own correctness.
 ORM labels: the solution's correctness, at its last step only.
 Training: binary cross-entropy (soft targets) of the value head at step ends; the backbone's
-last ``train_layers`` layers and the head are trained, the rest frozen.
+last ``train_layers`` layers and the head are trained, the rest frozen. The loop, checkpoints and
+exact resume are the training core's (``train/core.py``); labelling resumes too: each chunk's
+labels are appended to ``labels.jsonl`` as soon as they exist and are not sampled again.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from reasonlab import prompts as prompt_formats
+from reasonlab.config import require
 from reasonlab.eval.progress import progress_bar
-from reasonlab.search.scorers import ValueModel, encode_steps, pad, split_steps
+from reasonlab.io import append_jsonl, atomic_write_jsonl, read_jsonl_rows, truncate_torn_tail
+from reasonlab.search.scorers import ValueModel, encode_steps, split_steps
+from reasonlab.tensors import pad
+from reasonlab.train.core import OptimConfig, Trainer, check_common
 from reasonlab.types import Problem, SamplingParams
 
 
@@ -41,20 +48,54 @@ class PRMConfig:
     train_layers: int = 2
     seed: int = 0
     label_batch: int = 8  # problems labelled per sampler call (bigger batches, same labels' meaning)
+    held_out: float = 0.2  # share of labelled problems kept out of training to measure ranking quality
+    model: str = "smollm2-135m"
+    dtype: str = "fp32"
+    save_every: int = 50  # optimizer steps between checkpoints (the last step always saves)
+    keep_last: int = 2
+    tensorboard: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # unused by PRM; keeps the core's contract
+
+    @property
+    def optim(self) -> OptimConfig:
+        """The core's optimizer settings (the backbone's lr; the head gets ``head_lr``)."""
+        return OptimConfig(lr=self.lr, max_grad_norm=0.0)
+
+    def check(self) -> None:
+        require(self.kind in ("prm", "orm"), "kind", f"must be prm or orm, got {self.kind!r}")
+        for key in ("problems", "solutions", "rollouts", "max_new_tokens", "max_steps", "epochs",
+                    "batch_size", "label_batch"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        require(self.lr > 0 and self.head_lr > 0, "lr", "lr and head_lr must be positive")
+        require(0 <= self.held_out < 1, "held_out", f"must be in [0, 1), got {self.held_out}")
+        require(self.train_layers >= 0, "train_layers", f"must be >= 0, got {self.train_layers}")
+        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        from reasonlab.config import require_name
+        from reasonlab.prompts import PROMPTS
+
+        require_name(PROMPTS, self.prompt, "prompt")
+        check_common(self)
 
 
-def mc_labels(problems: list[Problem], backend, task, cfg: PRMConfig, progress: bool = True) -> list[dict]:
+def mc_labels(problems: list[Problem], backend, task, cfg: PRMConfig, progress: bool = True,
+              out: Path | None = None) -> list[dict]:
     """[{problem, steps, labels}] with soft labels in [0, 1] (one per labelled step).
 
     Problems go through in chunks of ``label_batch``: one backend call samples every chunk
     problem's solutions, a second one all their step prefixes' continuations, so the sampler
-    runs full batches instead of one problem's few rows at a time.
+    runs full batches instead of one problem's few rows at a time. With ``out`` (a JSONL path),
+    each chunk's labels are appended as soon as they exist, and chunks already there are read
+    back instead of sampled again (chunks are fixed by position, so seeds stay the same).
     """
-    data = []
+    data, done = [], _read_labels(out, problems, cfg)
     with progress_bar(progress) as bar:
         job = bar.add_task(f"{cfg.kind} labels", total=len(problems))
         for start in range(0, len(problems), cfg.label_batch):
             chunk = problems[start: start + cfg.label_batch]
+            if all(p.id in done for p in chunk):
+                data += [row for p in chunk for row in done[p.id]]
+                bar.advance(job, len(chunk))
+                continue
             msgs = [prompt_formats.build(p, cfg.prompt) for p in chunk]
             prefills = [prompt_formats.response_prefix(m) for m in msgs]
             params = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
@@ -75,56 +116,123 @@ def mc_labels(problems: list[Problem], backend, task, cfg: PRMConfig, progress: 
                 if requests else []
             scores = [sum(bool(task.score(p, pre + o.text).correct) for o in conts) / cfg.rollouts
                       for (p, _, pre), conts in zip(requests, outs)]
+            fresh = []
             for p, steps, final, own in rows:
                 labels = scores[own] + [final] if own.stop > own.start else [final] * len(steps)
-                data.append({"problem": p, "steps": steps, "labels": labels})
+                fresh.append({"problem": p, "steps": steps, "labels": labels})
+            if out is not None:
+                append_jsonl(out, [{"problem_id": d["problem"].id, "steps": d["steps"], "labels": d["labels"]}
+                                   for d in fresh])
+            data += fresh
             bar.advance(job, len(chunk))
     return data
 
 
+def _read_labels(out: Path | None, problems: list[Problem], cfg: PRMConfig) -> dict[str, list[dict]]:
+    """Labelled solutions already in ``out``, by problem id, for whole chunks only.
+
+    A chunk is appended in one write, so a kill can tear only the last one: its rows are dropped
+    from the file (rewritten atomically) and the chunk is labelled again with the same seeds."""
+    if out is None or not Path(out).exists():
+        return {}
+    truncate_torn_tail(out)
+    by_id = {p.id: p for p in problems}
+    rows = [r for r in read_jsonl_rows(out) if r["problem_id"] in by_id]
+    count: dict[str, int] = {}
+    for r in rows:
+        count[r["problem_id"]] = count.get(r["problem_id"], 0) + 1
+    whole = set()
+    for start in range(0, len(problems), cfg.label_batch):
+        chunk = [p.id for p in problems[start: start + cfg.label_batch]]
+        if all(count.get(pid) == cfg.solutions for pid in chunk):
+            whole.update(chunk)
+    kept = [r for r in rows if r["problem_id"] in whole]
+    if len(kept) != len(rows) or len(rows) != len(read_jsonl_rows(out)):
+        atomic_write_jsonl(out, kept)
+    done: dict[str, list[dict]] = {}
+    for r in kept:
+        done.setdefault(r["problem_id"], []).append(
+            {"problem": by_id[r["problem_id"]], "steps": r["steps"], "labels": r["labels"]})
+    return done
+
+
+class PRMTrainer(Trainer):
+    """The value model's training on the core: one step is one batch of labelled solutions."""
+
+    kind = "prm"
+
+    def __init__(self, cfg: PRMConfig, out_dir, data: list[dict], model: ValueModel, tokenizer):
+        super().__init__(cfg, out_dir, model, tokenizer, prompt_format=cfg.prompt)
+        self.kind = f"train {cfg.kind}"
+        layers = model.lm.get_decoder().layers
+        for p in model.lm.parameters():
+            p.requires_grad_(False)
+        for layer in list(layers)[len(layers) - cfg.train_layers:] if cfg.train_layers else []:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        self.encoded = []
+        for d in data:
+            ids, ends = encode_steps(self.tokenizer, d["problem"], d["steps"], cfg.prompt)
+            keep = ends if cfg.kind == "prm" else ends[-1:]
+            labels = d["labels"] if cfg.kind == "prm" else d["labels"][-1:]
+            self.encoded.append((ids, keep, labels))
+        if not self.encoded:
+            raise ValueError("no labelled solutions to train on")
+        self.per_epoch = math.ceil(len(self.encoded) / cfg.batch_size)
+        self.setup_optimizer(model)
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.per_epoch
+
+    def param_groups(self, model) -> list[dict]:
+        groups = [{"params": list(model.head.parameters()), "lr": self.cfg.head_lr}]
+        trainable = [p for p in model.lm.parameters() if p.requires_grad]
+        return groups + ([{"params": trainable, "lr": self.cfg.lr}] if trainable else [])
+
+    def update(self) -> dict[str, Any]:
+        """The position is a function of the step: (epoch, batch) = divmod(step, per_epoch)."""
+        epoch, b = divmod(self.step, self.per_epoch)
+        order = list(range(len(self.encoded)))
+        random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(order)
+        batch = [self.encoded[k] for k in order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]]
+        ids, attn = pad([x[0] for x in batch], self.tokenizer.pad_token_id or 0)
+        logits = self.model(ids.to(self.acc.device), attn.to(self.acc.device))
+        rows = torch.tensor([j for j, x in enumerate(batch) for _ in x[1]])
+        cols = torch.tensor([k for x in batch for k in x[1]])
+        target = torch.tensor([y for x in batch for y in x[2]], dtype=torch.float32, device=logits.device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[rows, cols], target)
+        self.acc.backward(loss)
+        self.optimizer_step()
+        return {"epoch": epoch, "loss": loss.item()}
+
+    def save_model(self, path: Path) -> None:
+        """A checkpoint is a whole scorer: HF backbone (plain transformers loads it) + value head."""
+        self.inner_model().save(path, self.tokenizer, self.scorer_meta())
+
+    def scorer_meta(self) -> dict[str, Any]:
+        return {"step_delimiter": self.cfg.step_delimiter, "prompt": self.cfg.prompt,
+                "base": self.cfg.model, "examples": len(self.encoded)}
+
+    def load_model(self, path: Path, state: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+
+        value = self.inner_model()
+        weights = {}
+        for f in sorted(path.glob("*.safetensors")):
+            weights.update(load_file(f))
+        missing, unexpected = value.lm.load_state_dict(weights, strict=False)
+        if unexpected or [m for m in missing if "lm_head" not in m]:
+            raise RuntimeError(f"{path}: checkpoint does not match the model")
+        value.head.load_state_dict(torch.load(path / "value_head.pt", weights_only=True))
+
+
 def train_value_model(model: ValueModel, tokenizer, data: list[dict], cfg: PRMConfig, out: Path,
-                      progress: bool = True) -> list[dict]:
-    torch.manual_seed(cfg.seed)
-    layers = model.lm.get_decoder().layers
-    for p in model.lm.parameters():
-        p.requires_grad_(False)
-    for layer in list(layers)[len(layers) - cfg.train_layers:] if cfg.train_layers else []:
-        for p in layer.parameters():
-            p.requires_grad_(True)
-    groups = [{"params": list(model.head.parameters()), "lr": cfg.head_lr}]
-    trainable = [p for p in model.lm.parameters() if p.requires_grad]
-    if trainable:
-        groups.append({"params": trainable, "lr": cfg.lr})
-    opt = torch.optim.AdamW(groups)
-    encoded = []
-    for d in data:
-        ids, ends = encode_steps(tokenizer, d["problem"], d["steps"], cfg.prompt)
-        keep = ends if cfg.kind == "prm" else ends[-1:]
-        labels = d["labels"] if cfg.kind == "prm" else d["labels"][-1:]
-        encoded.append((ids, keep, labels))
-    rng = random.Random(cfg.seed)
-    history = []
-    model.train()
-    with progress_bar(progress) as bar, (out / "metrics.jsonl").open("w") as log:
-        job = bar.add_task(f"train {cfg.kind}", total=cfg.epochs * ((len(encoded) + cfg.batch_size - 1) // cfg.batch_size))
-        step = 0
-        for epoch in range(cfg.epochs):
-            rng.shuffle(encoded)
-            for i in range(0, len(encoded), cfg.batch_size):
-                batch = encoded[i:i + cfg.batch_size]
-                ids, attn = pad([b[0] for b in batch], tokenizer.pad_token_id or 0)
-                logits = model(ids, attn)
-                rows = torch.tensor([j for j, b in enumerate(batch) for _ in b[1]])
-                cols = torch.tensor([k for b in batch for k in b[1]])
-                target = torch.tensor([y for b in batch for y in b[2]], dtype=torch.float32)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[rows, cols], target)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-                row = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}
-                history.append(row)
-                log.write(json.dumps(row) + "\n")
-                bar.advance(job)
+                      progress: bool = True, resume: bool = True) -> list[dict]:
+    """Train ``model`` on labelled solutions in run dir ``out`` (resuming from its checkpoints)."""
+    trainer = PRMTrainer(cfg, out, data, model, tokenizer)
+    if resume:
+        trainer.resume_if_possible()
+    history = trainer.train(progress=progress)
     model.eval()
     return history

@@ -12,6 +12,10 @@ Order of checks (cheap first):
    wall-clock limit (``mv_worker.py``): sympy can take minutes on hostile input, and neither
    ``signal.alarm`` (main thread only) nor threads can stop it, but a process can be killed.
 Returns True/False, or None when it cannot judge (input too long, timeout, worker failure).
+
+Control characters (NUL, escape, ...; not tab or newline) never reach a parser: ``"1\x002"``
+is not the number 1 with junk after it (math-verify read it so), it is a string, and it can
+only equal the same string.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ _FRAC_SHORT = re.compile(r"^(-?)\\[dt]?frac(\d)(\d)$")
 _LATEX_CMD = re.compile(r"\\[a-zA-Z]+")
 _WORD = re.compile(r"[a-zA-Z]{2,}")
 _LAST_NUM = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?(?!.*\d)", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PLAIN_NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
 
 
@@ -91,6 +96,8 @@ def is_equivalent(pred: str | None, ref: str | None, *, timeout_s: float = 2.0) 
         p, r = normalize(pred), normalize(ref)
         if p == r or p.lower() == r.lower():
             return True
+        if _CONTROL.search(p) or _CONTROL.search(r):
+            return False
         pn, rn = to_number(p), to_number(r)
         if pn is not None and rn is not None:
             return math.isclose(pn, rn, rel_tol=REL_TOL, abs_tol=1e-9)

@@ -6,7 +6,9 @@
    box's content; else the block, stripped.
 2. Else the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces balanced; ``\\boxed 5`` too).
 3. Else a GSM8K-style ``#### x`` line.
-4. Else the last number in the text (``1,234``, ``-7.5``, ``3/4``).
+4. Else the last number in the text (``1,234``, ``-7.5``, ``3/4``), with its power if it has
+   one: ``10^{10^{10}}`` is one answer, not the ``10`` innermost in its exponent (nor ``2**10``
+   the ``10``).
 Surrounding whitespace, ``$`` and a trailing period are stripped. Returns None when nothing is
 found. Input is cut to its last ``MAX_CHARS`` characters first: answers live at the end, and
 regexes over megabytes of degenerate output would cost time. Never raises.
@@ -52,6 +54,41 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def last_number(text: str) -> str | None:
+    """The last number in ``text`` together with its exponent (``^{...}``, ``^7``, ``**7``), so
+    that the numbers inside an exponent are never taken for the answer."""
+    last, pos = None, 0
+    while (m := _NUMBER.search(text, pos)) is not None:
+        end = _power_end(text, m.end())
+        last, pos = text[m.start():end], end
+    return last
+
+
+def _power_end(text: str, i: int) -> int:
+    """End of the power that follows a number ending at ``i`` (``i`` itself when none); a power
+    whose braces never close runs to the end of the text."""
+    j = i
+    while j < len(text) and text[j] == " ":
+        j += 1
+    if text.startswith("^", j):
+        j += 1
+    elif text.startswith("**", j):
+        j += 2
+    else:
+        return i
+    while j < len(text) and text[j] == " ":
+        j += 1
+    if text.startswith("{", j):
+        depth = 0
+        for k in range(j, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[k], 0)
+            if depth == 0:
+                return k + 1
+        return len(text)
+    m = _NUMBER.match(text, j)
+    return _power_end(text, m.end()) if m else i
+
+
 def _last_answer_block(text: str) -> str | None:
     """Content of the last closed ``<answer>`` block, or of a trailing unclosed one."""
     opens = list(_OPEN.finditer(text))
@@ -89,9 +126,7 @@ def extract_answer(text: str | None) -> str | None:
         hashes = _HASH.findall(text)
         if hashes:
             return _clean(hashes[-1])
-        numbers = _NUMBER.findall(text)
-        if numbers:
-            return _clean(numbers[-1])
-        return None
+        number = last_number(text)
+        return _clean(number) if number is not None else None
     except Exception:  # noqa: BLE001 - extraction never crashes a run
         return None

@@ -1,0 +1,46 @@
+"""``reasonlab train sft``: supervised fine-tuning on conversations or reasoning traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from reasonlab.cli.common import console, friendly_errors
+
+
+def sft_command(
+    overrides: Optional[List[str]] = typer.Argument(None, help="key.path=value overrides, e.g. optim.lr=2e-5 epochs=3"),
+    data: Optional[str] = typer.Option(None, help="JSONL file or directory of *.jsonl: {messages} or {prompt, completion} rows."),
+    out: Path = typer.Option(..., help="Run directory (metrics.jsonl, checkpoints/, config.yaml)."),
+    config: Optional[str] = typer.Option(None, help="YAML file of SFTConfig fields (overrides win)."),
+    model: Optional[str] = typer.Option(None, help="Embedded name, HF directory, .gguf, or a checkpoint of ours."),
+    on_bad_rows: Optional[str] = typer.Option(None, help="fail (default: list the first bad rows, train nothing) | skip (skip and count)."),
+    resume: bool = typer.Option(True, help="Continue from the latest intact checkpoint in --out."),
+) -> None:
+    """Fine-tune on assistant tokens only (the whole <think> block, the answer, end of turn)."""
+    from reasonlab.config import load_config
+    from reasonlab.io import check_writable_dir
+    from reasonlab.train.sft import SFTConfig, SFTTrainer
+
+    extra = [f"data={data}"] * bool(data) + [f"model={model}"] * bool(model) + \
+        [f"on_bad_rows={on_bad_rows}"] * bool(on_bad_rows)
+    with friendly_errors():
+        check_writable_dir(out)
+        cfg = load_config(SFTConfig, config, list(overrides or []) + extra)
+        trainer = SFTTrainer(cfg, out)
+    s = trainer.stats
+    console.print(f"{s.examples} examples ({s.target_tokens:,} target tokens) from {cfg.data}; "
+                  f"dropped {s.too_long} longer than max_len={cfg.max_len}, skipped {s.bad_rows} bad rows; "
+                  f"{trainer.total_steps} steps")
+    if resume and trainer.resume_if_possible(warn=console.print):
+        console.print(f"resumed from step {trainer.step}")
+    history = trainer.train()
+    if history:
+        console.print(f"step {history[-1]['step']}: loss {history[-1]['loss']}")
+    console.print(f"wrote {out}/metrics.jsonl and {out}/checkpoints/step-{trainer.step}")
+
+
+def register(app: typer.Typer, train_app: typer.Typer) -> None:
+    train_app.command("sft")(sft_command)
