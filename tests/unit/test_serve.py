@@ -7,11 +7,9 @@ Backends: a recording mock (exact checks of what reaches the Generator), a block
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
 import openai
@@ -23,28 +21,9 @@ from reasonlab.serve.queue import BackendWorker, QueueFull
 from reasonlab.serve.stream import pieces
 from reasonlab.types import Completion, SamplingParams
 
+from live_server import live  # tests/support: the one loopback server helper
+
 MODEL = "toy-model"
-
-
-@contextmanager
-def live(app):
-    """Run ``app`` on 127.0.0.1 at a free port in a background thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.01)
-    assert server.started, "server did not start"
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def client(url: str, **kw) -> openai.OpenAI:
