@@ -22,8 +22,12 @@ from reasonlab.types import SamplingParams
 
 
 def cache_kwarg(model) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both. Reads the plain
+    model's signature under DDP/peft wrappers (whose ``forward`` takes ``*args, **kwargs``)."""
+    from reasonlab.backends.fast_llama import base_model
+
+    params = inspect.signature(base_model(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 @torch.inference_mode()

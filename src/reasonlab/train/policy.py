@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from reasonlab.backends.generic import cache_kwarg
 from reasonlab.tensors import pad
 
 
@@ -51,16 +52,6 @@ def completion_logprobs(model, batch: SeqBatch, autocast_dtype: torch.dtype | No
     return logp, entropy
 
 
-def _cache_kwarg(model) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both."""
-    import inspect
-
-    from reasonlab.backends.fast_llama import base_model
-
-    params = inspect.signature(base_model(model).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: list[tuple[int, ...]],
                            pad_id: int, autocast_dtype: torch.dtype | None, with_entropy: bool = False
                            ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -96,7 +87,7 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
         cache = DynamicCache(ddp_cache_data=[(layer.keys.index_select(0, r), layer.values.index_select(0, r))
                                              for layer in past.layers])
         out_c = model(input_ids=ids_c.to(device), attention_mask=attn.to(device),
-                      position_ids=pos_c.to(device), use_cache=True, **{_cache_kwarg(model): cache})
+                      position_ids=pos_c.to(device), use_cache=True, **{cache_kwarg(model): cache})
     logits = torch.cat([out_p.logits[:, -1:].index_select(0, r), out_c.logits[:, :-1]], dim=1)
     # log-softmax over the vocabulary only where there is a real token: right padding is often
     # half of a (B, C, V) tensor that is hundreds of MB, and its cost is pure memory traffic

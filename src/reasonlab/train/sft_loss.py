@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reasonlab.train.policy import _cache_kwarg
+from reasonlab.backends.generic import cache_kwarg
 from reasonlab.train.sft_data import IGNORE
 
 
@@ -39,7 +39,7 @@ def sft_loss(model, batch: dict[str, torch.Tensor], autocast_dtype: torch.dtype 
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
         if "prefix_ids" in batch:
             out = model(input_ids=ids, position_ids=pos, logits_to_keep=keep, use_cache=True,
-                        **{_cache_kwarg(model): _prefix_cache(model, batch["prefix_ids"].to(device), len(ids))})
+                        **{cache_kwarg(model): _prefix_cache(model, batch["prefix_ids"].to(device), len(ids))})
         else:
             out = model(input_ids=ids, position_ids=pos, use_cache=False, logits_to_keep=keep)
     logits = out.logits
