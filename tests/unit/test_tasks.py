@@ -42,6 +42,22 @@ def test_arith_is_deterministic_and_test_is_held_out():
     assert get_task("arith", seed=1).load("test", 50) != test[:50]
 
 
+def test_arith_three_operands_left_to_right_and_held_out():
+    t = get_task("arith", operands=3, max_number=50)
+    test, train = t.load("test", 200), t.load("train", 2000)
+    assert not {p.question for p in test} & {p.question for p in train}
+    for p in test[:50] + train[:50]:
+        nums = p.question.removeprefix("What is ").rstrip("?").split()
+        assert len(nums) == 5 and int(nums[0]) <= 50
+        total = int(nums[0])
+        for op, x in zip(nums[1::2], nums[2::2]):
+            total = total + int(x) if op == "+" else total - int(x)
+        assert int(p.answer) == total
+    assert get_task("arith", operands=2).load("test", 20) == get_task("arith").load("test", 20)  # old splits kept
+    with pytest.raises(DataError, match="operands"):
+        get_task("arith", operands=1)
+
+
 def test_arith_difficulty_knob_and_bad_options():
     hard = get_task("arith", max_number=1000).load("test")
     assert len(hard) == 500 and max(abs(int(p.answer)) for p in hard) > 900
@@ -213,3 +229,27 @@ def test_countdown_scores_with_reasoning_gym():
     assert get_task("countdown", size=5).load("test", 5) == t.load("test", 5)  # deterministic
     with pytest.raises(DataError, match="unknown option"):
         get_task("countdown", data="x")
+
+
+def test_arith_sft_script_writes_correct_r1_rows(tmp_path):
+    """scripts/arith_sft_data.py (the README's SFT data): every trace ends in the right answer and
+    the rows are what `train sft` reads."""
+    import json
+    import subprocess
+    import sys
+
+    from reasonlab.train.sft_rows import to_conversation
+
+    repo = Path(__file__).resolve().parents[2]
+    for operands in (2, 3):
+        out = tmp_path / f"a{operands}.jsonl"
+        subprocess.run([sys.executable, str(repo / "scripts" / "arith_sft_data.py"), "--n", "20", "--out", str(out),
+                        "--operands", str(operands), "--max-number", "50"], check=True)
+        task = get_task("arith", operands=operands, max_number=50)
+        by_id = {p.id: p for p in task.load("train", 20)}
+        for i, line in enumerate(out.read_text().splitlines()):
+            row = json.loads(line)
+            conv = to_conversation(f"{out}:{i + 1}", row)
+            text = conv.messages[-1]["content"]
+            assert text.startswith("<think>\n") and "</think>\n<answer>" in text
+            assert task.score(by_id[row["problem_id"]], text).correct is True

@@ -1,7 +1,7 @@
 """Procedural arithmetic, "What is 7 + 12?": the R1-Zero starting point for tiny models.
 
-Operands are drawn uniformly from ``0..max_number`` (the difficulty knob) with an operator from
-``ops``. Test and train come from separate random streams (seeded by ``seed``, the knobs and the
+``operands`` numbers (2 by default) are drawn uniformly from ``0..max_number`` (the difficulty
+knobs) with operators from ``ops``, evaluated left to right. Test and train come from separate random streams (seeded by ``seed``, the knobs and the
 split name), and the held-out questions are removed from train by question text, so test accuracy
 measures generalisation, not memory. The test split holds *distinct* questions: ``test_size``
 of them, but never more than half of the question space (2 * (max_number + 1)^2 questions with
@@ -22,20 +22,30 @@ from reasonlab.tasks.errors import DataError
 from reasonlab.types import Problem, Score
 
 
-def _stream(tag: str, seed: int, max_number: int, ops: str):
-    """An endless deterministic stream of (question, integer answer)."""
-    rng = random.Random(f"arith-{tag}-{seed}-{max_number}-{ops}")
+def _stream(tag: str, seed: int, max_number: int, ops: str, operands: int = 2):
+    """An endless deterministic stream of (question, integer answer), evaluated left to right.
+    Two operands keep the original stream (and so the original splits) exactly."""
+    rng = random.Random(f"arith-{tag}-{seed}-{max_number}-{ops}" + (f"-{operands}" if operands != 2 else ""))
     while True:
-        a, b = rng.randint(0, max_number), rng.randint(0, max_number)
-        op = rng.choice(ops)
-        yield f"What is {a} {op} {b}?", a + b if op == "+" else a - b
+        if operands == 2:
+            a, b = rng.randint(0, max_number), rng.randint(0, max_number)
+            op = rng.choice(ops)
+            yield f"What is {a} {op} {b}?", a + b if op == "+" else a - b
+            continue
+        nums = [rng.randint(0, max_number) for _ in range(operands)]
+        signs = [rng.choice(ops) for _ in range(operands - 1)]
+        total = nums[0]
+        for op, x in zip(signs, nums[1:]):
+            total = total + x if op == "+" else total - x
+        expr = " ".join([str(nums[0])] + [f"{op} {x}" for op, x in zip(signs, nums[1:])])
+        yield f"What is {expr}?", total
 
 
-def held_out_pairs(max_number: int, seed: int, ops: str, size: int) -> list[tuple[str, int]]:
-    space = len(ops) * (max_number + 1) ** 2
+def held_out_pairs(max_number: int, seed: int, ops: str, size: int, operands: int = 2) -> list[tuple[str, int]]:
+    space = len(ops) ** (operands - 1) * (max_number + 1) ** operands
     size = min(size, space // 2)
     seen: dict[str, int] = {}
-    for q, a in _stream("test", seed, max_number, ops):
+    for q, a in _stream("test", seed, max_number, ops, operands):
         if len(seen) >= size:
             break
         seen.setdefault(q, a)
@@ -49,12 +59,14 @@ class ArithTask:
     ops: str = "+-"
     train_size: int = 10_000
     test_size: int = 500
+    operands: int = 2  # three operands up to 50: a setting where writing out steps helps
     name: str = "arith"
     _test: list[tuple[str, int]] = field(default_factory=list, repr=False)
 
     def _held_out(self) -> list[tuple[str, int]]:
         if not self._test:
-            self._test = held_out_pairs(self.max_number, self.seed, self.ops, self.test_size)
+            self._test = held_out_pairs(self.max_number, self.seed, self.ops, self.test_size,
+                                        self.operands)
         return self._test
 
     def load(self, split: str = "test", limit: int | None = None) -> list[Problem]:
@@ -62,7 +74,7 @@ class ArithTask:
             pairs = self._held_out()[:limit] if limit else self._held_out()
         elif split == "train":
             held = {q for q, _ in self._held_out()}
-            fresh = ((q, a) for q, a in _stream("train", self.seed, self.max_number, self.ops)
+            fresh = ((q, a) for q, a in _stream("train", self.seed, self.max_number, self.ops, self.operands)
                      if q not in held)
             pairs = list(itertools.islice(fresh, limit or self.train_size))
         else:
@@ -80,13 +92,15 @@ class ArithTask:
 
 @TASKS.register("arith")
 def arith(max_number: int = 20, seed: int = 0, ops: str = "+-", train_size: int = 10_000,
-          test_size: int = 500) -> ArithTask:
-    max_number, seed, train_size, test_size = (int(x) for x in (max_number, seed, train_size,
-                                                                  test_size))
+          test_size: int = 500, operands: int = 2) -> ArithTask:
+    max_number, seed, train_size, test_size, operands = (int(x) for x in (
+        max_number, seed, train_size, test_size, operands))
+    if not 2 <= operands <= 6:
+        raise DataError(f"arith: operands must be 2 to 6, got {operands}")
     if max_number < 1:
         raise DataError(f"arith: max_number must be >= 1, got {max_number}")
     if not ops or set(ops) - set("+-"):
         raise DataError(f"arith: ops must use only '+' and '-', got {ops!r}")
     if train_size < 1 or test_size < 1:
         raise DataError("arith: train_size and test_size must be >= 1")
-    return ArithTask(max_number, seed, "".join(sorted(set(ops))), train_size, test_size)
+    return ArithTask(max_number, seed, "".join(sorted(set(ops))), train_size, test_size, operands)
