@@ -13,7 +13,7 @@ from reasonlab.cli.common import DEBUG_ENV
 
 app = typer.Typer(help="reasonlab: build, improve and evaluate reasoning language models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-train_app = typer.Typer(help="Train a model (grpo, prm, ...).", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model (grpo, sft, prm).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 # One module per command (or small group); add yours here.
