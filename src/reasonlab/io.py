@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -163,6 +164,22 @@ def read_json(path: str | Path) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def replace_dir(tmp: str | Path, target: str | Path) -> Path:
+    """Publish the finished directory ``tmp`` as ``target`` by rename. An existing ``target`` is
+    swapped aside first and removed only after the new one is in place, so a kill leaves one of
+    them whole under ``target`` (or beside it as ``.NAME.old``), never neither."""
+    tmp, target = Path(tmp), Path(target)
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+    return target
 
 
 def check_writable_dir(path: str | Path) -> Path:

@@ -34,19 +34,7 @@ def line_plots(path: str | Path, x: Sequence[float], series: dict[str, Sequence[
             ax.plot(xs, sm, label=label, color=raw.get_color())
         else:
             ax.plot(xs, vs, marker="o" if len(vs) < 30 else None, label=label)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if len(series) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title, xlabel, ylabel, legend=len(series) > 1)
 
 
 def band_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float, float | None, float | None]]],
@@ -72,12 +60,17 @@ def band_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float, f
         ax.axhline(hline, color="0.4", linewidth=0.8, linestyle="--")
     if logx:
         ax.set_xscale("log", base=2)
+    return _finish(fig, ax, path, title, xlabel, ylabel, legend=len(series) > 1)
+
+
+def _finish(fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str, legend: bool) -> Path:
+    """Labels, grid and legend every chart here shares; save and close the figure."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if len(series) > 1:
+    if legend:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)

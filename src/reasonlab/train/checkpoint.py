@@ -26,6 +26,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from reasonlab.io import replace_dir
+
 STATE_FILE = "trainer_state.pt"
 MANIFEST = "manifest.json"
 
@@ -91,14 +93,7 @@ def save_checkpoint(root: Path, step: int, write_model: Callable[[Path], None], 
         staging.rmdir()
         torch.save(state, tmp / STATE_FILE)
         write_manifest(tmp)
-        if final.exists():  # a re-save of the same step (resumed run): swap, never delete first
-            old = root / f".step-{step}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)  # a re-save of the same step (resumed run) swaps, never deletes first
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     older = [p for p in list_checkpoints(root) if _step(p) < step]
