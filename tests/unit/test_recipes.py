@@ -227,6 +227,8 @@ def test_journey_end_to_end(tmp_path, server, tiny):
         assert "pass@1_se" in read_json(out / f"eval_{kind}" / "manifest.json")["metrics"]
     html = (out / "report.html").read_text()
     assert "journey - shortcut pass@1" in html and "shortcut" in output and "journey:" in output
+    versus = read_json(out / "summary.json")["journey_minus_shortcut"]
+    assert versus["problems"] == EVAL["limit"] and versus["ci95"][0] <= versus["gain"] <= versus["ci95"][1]
 
 
 def test_journey_builder_is_deterministic_for_a_seed(tmp_path, server):
@@ -291,7 +293,8 @@ def test_r1_end_to_end_and_bad_config_errors(tmp_path, tiny):
     sft_m = read_json(out / "sft" / "manifest.json")
     assert sft_m["inputs"]["model"]["path"] == str(tiny)  # the base model, not a checkpoint of this run
     assert read_json(out / "grpo_final" / "manifest.json")["inputs"]["model"] == sft_m["outputs"]["model"]
-    assert set(read_json(out / "summary.json")["evals"]) == {"base", "cold-start SFT + GRPO", "final (R1 recipe)"}
+    assert set(read_json(out / "summary.json")["evals"]) == {"base", "cold-start SFT", "cold-start SFT + GRPO",
+                                                             "final (R1 recipe)"}
     assert "final (R1 recipe): pass@1" in output and (out / "report.html").exists()
 
     bad = CliRunner().invoke(app, ["recipe", "r1", "--config", str(cfg), "--out", str(tmp_path / "x"),
@@ -339,3 +342,39 @@ def test_stage_runner_redoes_a_stage_whose_input_file_changed_and_resumes_one_th
     assert read_json(tmp_path / "run" / "count" / "manifest.json")["inputs"]["a"] == \
         read_json(tmp_path / "run" / "copy" / "manifest.json")["outputs"]["out"]
     assert (tmp_path / "run" / "copy" / "out.txt").read_text() == "TWO!" and calls == ["copy", "count", "count", "copy", "count"]
+
+
+def test_r1_cold_start_takes_exactly_one_source_and_worked_needs_a_task_that_can_work():
+    from reasonlab.config import ConfigError, load_config
+    from reasonlab.recipes.r1 import R1Config
+    from reasonlab.tasks.base import get_task
+    from reasonlab.traces.worked import worked_rows
+
+    with pytest.raises(ConfigError, match="exactly one source of cold-start traces"):
+        load_config(R1Config, "r1_demo", ["cold_start.traces=some.jsonl"])
+    with pytest.raises(ConfigError, match="stop_after"):
+        load_config(R1Config, "r1_demo", ["stop_after=sft"])
+    task = get_task("arith", max_number=50, operands=3)
+    rows = worked_rows(task, task.load("train", 30))
+    assert all(r["provenance"]["verdict"]["correct"] for r in rows)  # the task's own scorer agrees
+    assert "Left to right:" in rows[0]["messages"][-1]["content"]
+    from reasonlab.errors import DataError
+
+    with pytest.raises(DataError, match="task 'gsm8k' has no worked solutions"):
+        worked_rows(get_task("gsm8k"), get_task("gsm8k").load("test", 1))
+
+
+def test_paired_gains_compare_the_same_problems(tmp_path):
+    from reasonlab.io import atomic_write_jsonl
+    from reasonlab.recipes.parts import paired_gains
+
+    def stage(name, correct):
+        atomic_write_jsonl(tmp_path / name / "samples.jsonl", [
+            {"problem_id": f"p{i}", "sample_index": 0, "correct": c} for i, c in enumerate(correct)])
+
+    stage("base", [True, False, False, False, True, False, False, False])
+    stage("after", [True, True, True, False, True, True, False, True])
+    stage("same", [True, False, False, False, True, False, False, False])
+    g = paired_gains(tmp_path, {"b": "base", "a": "after", "s": "same"}, "b")
+    assert g["a"]["gain"] == 0.5 and g["a"]["problems"] == 8 and 0 < g["a"]["ci95"][0] <= 0.5 <= g["a"]["ci95"][1]
+    assert g["s"]["gain"] == 0.0 and g["s"]["ci95"] == [0.0, 0.0]

@@ -51,6 +51,15 @@ def test_thinking_nonempty_needs_two_words():
     assert thinking_nonempty("<think>a b</think>", min_words=3) is False
 
 
+def test_an_answer_inside_the_think_block_is_not_thinking():
+    """The R1-Zero demo's second shortcut: tag names are not words, so the block is empty, the
+    think tags earn no tag_count credit and format fails."""
+    trap = "<think>\n<answer>23</answer>\n</think>\nSo that is it."
+    assert not thinking_nonempty(trap)
+    assert REWARDS.get("tag_count")([mk(trap)]) == [0.5]
+    assert thinking_nonempty("<think>\n20 + 3 = 23 <answer>23</answer>\n</think>")  # work beside the tags
+
+
 def test_language_share_counts_words_not_letters():
     assert language_share("<think>all english words</think><answer>5</answer>") == 1.0
     # 4 CJK words (one per character) and 4 Latin words: half and half, whichever the target

@@ -16,6 +16,7 @@ def load_backends() -> None:
     """Fill ``BACKENDS`` (cheap: no engine is started or imported)."""
     import reasonlab.backends.hf  # noqa: F401  (registers "hf")
     import reasonlab.backends.openai  # noqa: F401  (registers "openai")
+    import reasonlab.backends.transformers_plain  # noqa: F401  (registers "transformers")
     import reasonlab.backends.vllm  # noqa: F401  (registers "vllm", imports vllm lazily)
 
 

@@ -26,7 +26,8 @@ def eval_command(
     question_field: Optional[str] = typer.Option(None),
     answer_field: Optional[str] = typer.Option(None),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
-    backend: str = typer.Option("hf", help="Generation backend: hf | vllm | openai."),
+    backend: str = typer.Option("hf", help="Generation backend: hf | vllm | openai | transformers "
+                                 "(plain model.generate through the checkpoint's own chat template)."),
     base_url: Optional[str] = typer.Option(None, help="Server URL for the openai backend."),
     dtype: Optional[str] = typer.Option(None, help="auto | bf16 | fp32 (hf backend)."),
 ) -> None:
@@ -55,7 +56,7 @@ def eval_command(
                     "answer_field": answer_field, "task_options": options}
         open_run(out, run_settings(the_task.name, _as_path(model), prompt, params, **settings), n)
         problems = the_task.load(split, limit)
-        backend_options = {"dtype": dtype} if backend == "hf" else {}
+        backend_options = {"dtype": dtype} if backend in ("hf", "transformers") and dtype else {}
         if base_url:
             backend_options["base_url"] = base_url
         generator = make_backend(backend, model, **backend_options)

@@ -43,9 +43,10 @@ def recipe_command(
         except (GenerationError, OpenAIError) as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
-    for label, m in summary["evals"].items():
-        typer.echo(f"{label}: pass@1 {m['pass@1']:.3f} ± {m['pass@1_se']:.3f}, format {m['format_rate']:.3f}, "
-                   f"non-empty thinking {m['nonempty_think_rate']:.3f}, mean tokens {m['mean_tokens']}")
+    from reasonlab.recipes.parts import summary_lines
+
+    for line in summary_lines(summary):
+        typer.echo(line)
     typer.echo(f"report: {Path(out) / 'report.html'}")
 
 

@@ -25,6 +25,7 @@ from reasonlab.recipes.parts import (
     eval_table,
     generate_stage,
     local_backend,
+    paired_gains,
     sft_stage,
     teacher_backend,
     teacher_inputs,
@@ -67,12 +68,14 @@ def run(cfg: DistillConfig, out: str | Path, progress: bool = True, say: Callabl
     evals["student after"] = st.run("eval_student_after", ev, {"model": ref(sft, "model")}, eval_stage(
         cfg.eval, task, lambda: local_backend(model), ref(sft, "model")["path"], progress))
 
-    summary = {"evals": {k: m["metrics"] for k, m in evals.items()}, "generate": gen["metrics"],
+    gains = paired_gains(out, {k: m["stage"] for k, m in evals.items()}, "student before")
+    summary = {"evals": {k: m["metrics"] for k, m in evals.items()}, "gains_over_base": gains,
+               "generate": gen["metrics"],
                "sft": sft["metrics"], "final_model": str(model)}
     atomic_write_json(out / "summary.json", summary)
     g = gen["metrics"]
     sections = [
-        {"heading": "Held-out evaluation", "table": eval_table(evals),
+        {"heading": "Held-out evaluation", "table": eval_table(evals, gains),
          "text": f"{evals['student before']['metrics']['problems']} held-out {task.name} problems "
                  f"({cfg.eval.split} split), prompt '{task.prompt}', {cfg.eval.n} sample(s) each at "
                  f"temperature {cfg.eval.temperature}; ± se is the standard error of pass@1 over problems."},

@@ -25,6 +25,7 @@ from reasonlab.recipes.parts import (
     eval_table,
     generate_stage,
     local_backend,
+    paired_gains,
     sft_stage,
     teacher_backend,
     teacher_inputs,
@@ -68,13 +69,16 @@ def run(cfg: JourneyConfig, out: str | Path, progress: bool = True, say: Callabl
             cfg.eval, task, lambda m=model: local_backend(m), ref(sft, "model")["path"], progress))
 
     d = data["metrics"]
-    summary = {"evals": {k: m["metrics"] for k, m in evals.items()}, "data": d}
+    stages = {k: m["stage"] for k, m in evals.items()}
+    gains = paired_gains(out, stages, "start")
+    versus = paired_gains(out, {"shortcut": stages["shortcut"], "journey": stages["journey"]}, "shortcut")["journey"]
+    summary = {"evals": {k: m["metrics"] for k, m in evals.items()}, "gains_over_base": gains,
+               "journey_minus_shortcut": versus, "data": d}
     atomic_write_json(out / "summary.json", summary)
-    gap = evals["journey"]["metrics"]["pass@1"] - evals["shortcut"]["metrics"]["pass@1"]
-    se = (evals["journey"]["metrics"]["pass@1_se"] ** 2 + evals["shortcut"]["metrics"]["pass@1_se"] ** 2) ** 0.5
     sections = [
-        {"heading": "Held-out evaluation: journey vs shortcut", "table": eval_table(evals),
-         "text": f"journey - shortcut pass@1 = {gap:+.3f} (± {se:.3f}, the two standard errors combined). "
+        {"heading": "Held-out evaluation: journey vs shortcut", "table": eval_table(evals, gains),
+         "text": f"journey - shortcut pass@1 = {versus['gain']:+.3f}, 95% paired bootstrap interval "
+                 f"[{versus['ci95'][0]:+.3f}, {versus['ci95'][1]:+.3f}] over the same problems. "
                  f"Both sets come from the same {d['problems']} problems with a budget of {d['token_budget']} "
                  f"assistant tokens: shortcut {d['shortcut']['examples']} examples / {d['shortcut']['tokens']} "
                  f"tokens, journey {d['journey']['examples']} examples / {d['journey']['tokens']} tokens."},

@@ -206,6 +206,33 @@ def eval_stage(ecfg: EvalConfig, task_cfg: TaskConfig, backend: Callable[[], Any
     return fn
 
 
+def per_problem_pass1(samples: Path) -> dict[str, float]:
+    """Each problem's share of correct samples in an eval stage's samples.jsonl."""
+    from reasonlab.eval.runner import load_samples
+
+    return {pid: sum(bool(r["correct"]) for r in rows.values()) / len(rows)
+            for pid, rows in load_samples(samples).items()}
+
+
+def paired_gains(out: Path, stages: dict[str, str], base: str) -> dict[str, dict[str, Any]]:
+    """Each eval's pass@1 minus the base's on the same problems, with a 95% paired bootstrap
+    interval (``stages``: {label: stage dir}); a comparison is a claim only when the interval
+    excludes 0."""
+    from reasonlab.eval.intervals import paired_bootstrap_ci, rounded
+
+    ref = per_problem_pass1(out / stages[base] / "samples.jsonl")
+    gains = {}
+    for label, stage in stages.items():
+        if label == base:
+            continue
+        got = per_problem_pass1(out / stage / "samples.jsonl")
+        ids = [i for i in ref if i in got]
+        x, y = [got[i] for i in ids], [ref[i] for i in ids]
+        gains[label] = {"gain": round(sum(x) / len(x) - sum(y) / len(y), 4) if ids else None,
+                        "ci95": rounded(paired_bootstrap_ci(x, y)), "problems": len(ids)}
+    return gains
+
+
 def pass1_se(samples: Path, ids: list[str], n: int) -> float:
     """Standard error of pass@1 over problems: sd of per-problem accuracy / sqrt(problems)."""
     from reasonlab.eval.runner import load_samples
@@ -224,12 +251,26 @@ def _nonzero(counts: dict[str, int]) -> dict[str, int]:
 
 
 # ---- report ----------------------------------------------------------------------------------
-def eval_table(evals: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the before/after table from eval stages' manifests, by label."""
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per evaluated model of a recipe's summary (what the CLI prints)."""
+    lines = []
+    for label, m in summary["evals"].items():
+        g = summary.get("gains_over_base", {}).get(label)
+        gain = "" if not g or g["gain"] is None else f", gain {g['gain']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
+        lines.append(f"{label}: pass@1 {m['pass@1']:.3f} ± {m['pass@1_se']:.3f}{gain}, format {m['format_rate']:.3f}, "
+                     f"non-empty thinking {m['nonempty_think_rate']:.3f}, mean tokens {m['mean_tokens']}")
+    return lines
+
+
+def eval_table(evals: dict[str, dict[str, Any]], gains: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Rows of the before/after table from eval stages' manifests, by label (with the paired
+    gain over the base where ``gains`` has one)."""
     rows = []
     for label, m in evals.items():
         x = m["metrics"]
-        rows.append({"model": label, "pass@1": x["pass@1"], "± se": x["pass@1_se"],
+        g = (gains or {}).get(label)
+        gain = "" if not g or g["gain"] is None else f"{g['gain']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
+        rows.append({"model": label, "pass@1": x["pass@1"], "± se": x["pass@1_se"], "gain (95% CI)": gain,
                      "format rate": x["format_rate"], "non-empty thinking": x["nonempty_think_rate"],
                      "mean tokens": x["mean_tokens"], "problems": x["problems"]})
     return rows
@@ -254,3 +295,22 @@ def curves(out: Path, stages: dict[str, str]) -> list[Path]:
                                          {key: [r.get(key) for r in rows]}, f"{name}: {title}", "step",
                                          smooth=5 if len(rows) >= 20 else 1))
     return images
+
+
+def examples(samples: Path, k: int) -> str:
+    """The first ``k`` samples of an eval as question, answer, verdict (a report's "what the model
+    writes" section)."""
+    from reasonlab.io import read_jsonl_rows
+
+    if not samples.exists():
+        return ""
+    rows = read_jsonl_rows(samples)[:k]
+    return "\n\n".join(f"Q: {_question(r['prompt'])}\n"
+                         f"A: {r['completion']}\n-> extracted {r['extracted']!r}, reference {r['reference']!r}, "
+                         f"correct: {r['correct']}" for r in rows)
+
+
+def _question(prompt) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    return next((m.get("content", "") for m in reversed(prompt) if m.get("role") == "user"), "")

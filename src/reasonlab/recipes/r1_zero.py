@@ -14,7 +14,8 @@ from typing import Any
 
 from reasonlab.backends.factory import make_backend
 from reasonlab.eval.report import line_plots, write_html
-from reasonlab.io import atomic_write_json, read_json, read_jsonl_rows
+from reasonlab.io import atomic_write_json, read_json
+from reasonlab.recipes import parts
 from reasonlab.eval.runner import evaluate
 from reasonlab.train.grpo import GRPOTrainer
 from reasonlab.train.grpo_config import GRPOConfig
@@ -66,7 +67,7 @@ def report(out: Path, history: list[dict], before: dict, after: dict, cfg: GRPOC
              for k in ("pass@1", "format_rate", "nonempty_think_rate")]
     table.append({"metric": "mean completion tokens", "before": before.get("mean_completion_tokens"),
                   "after": after.get("mean_completion_tokens")})
-    examples = _examples(after_dir / "samples.jsonl", 4)
+    examples = parts.examples(after_dir / "samples.jsonl", 4)
     sections = [
         {"heading": "Held-out evaluation (greedy, pass@1)", "table": table,
          "text": f"{before['problems']} held-out {cfg.task.name} problems, prompt '{cfg.task.prompt}', "
@@ -77,12 +78,3 @@ def report(out: Path, history: list[dict], before: dict, after: dict, cfg: GRPOC
         {"heading": "What the model writes now", "pre": examples},
     ]
     return write_html(out / "report.html", "R1-Zero on the embedded model", sections)
-
-
-def _examples(path: Path, k: int) -> str:
-    if not path.exists():
-        return ""
-    rows = read_jsonl_rows(path)[:k]
-    return "\n\n".join(f"Q: {r['prompt'][-2]['content'] if len(r['prompt']) > 1 else ''}\n"
-                       f"A: {r['completion']}\n-> extracted {r['extracted']!r}, reference {r['reference']!r}, "
-                       f"correct: {r['correct']}" for r in rows)

@@ -16,6 +16,9 @@ checkpoint was ``<think>\\n</think>\\n<answer>N</answer>``: the format reward pa
 skipping the reasoning, the opposite of what R1-Zero shows. So the think block must hold at
 least ``MIN_THINK_WORDS`` words (a word: a run of letters or digits, or one CJK character);
 "<think>.</think>" and "<think>5</think>" fail, "<think>7+5=12</think>" (three numbers) passes.
+Tags inside the block are not words: the R1-Zero demo, once empty thinking stopped paying, learned
+``<think>\n<answer>23</answer>\n</think>`` (the answer *inside* the think block, three "words" with
+the tag names), and ``tag_count`` paid for it.
 All three rewards apply it: ``format`` and ``format_partial`` pay 0 for an empty block, and
 ``tag_count`` does not count the think tags of an empty block.
 """
@@ -31,6 +34,7 @@ from reasonlab.types import Sample
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 MIN_THINK_WORDS = 2
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_TAG = re.compile(r"</?[A-Za-z_]+>")
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
@@ -40,7 +44,7 @@ def thinking_nonempty(text: str, min_words: int = MIN_THINK_WORDS) -> bool:
     Meant for eval too (a "nonempty_think_rate" beside the format rate); no closed block -> False.
     """
     m = _THINK.search(text)
-    return bool(m) and len(_WORD.findall(m.group(1))) >= min_words
+    return bool(m) and len(_WORD.findall(_TAG.sub(" ", m.group(1)))) >= min_words
 
 
 @REWARDS.register("format")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass, field
 
 from reasonlab.tasks.base import TASKS
@@ -83,11 +84,42 @@ class ArithTask:
         return [Problem(id=f"arith/{split}/{i}", question=q, answer=str(a), meta=meta)
                 for i, (q, a) in enumerate(pairs)]
 
+    def worked(self, problem: Problem) -> str:
+        """A short worked solution (the thinking, without tags): the R1 recipe's programmatic
+        cold-start teacher. See ``worked_solution``."""
+        return worked_solution(problem.question, problem.answer)
+
     def score(self, problem: Problem, completion: str) -> Score:
         try:
             return math_score(problem, completion)
         except Exception:  # noqa: BLE001 - scoring never crashes a run
             return Score(correct=None)
+
+
+def worked_solution(question: str, answer: str) -> str:
+    """Work 'What is a + b?' or 'What is a - b + c ...?' out step by step, left to right.
+
+    Why it exists: the embedded model is too weak to write well-formed correct traces of its own
+    (none of 16 samples of the base model closes ``</think>`` properly), so R1's cold start needs
+    a teacher; for arithmetic a program is one, and a free one."""
+    tokens = re.findall(r"-?\d+|[+-]", question.removeprefix("What is ").rstrip("?"))
+    if len(tokens) < 3:
+        return f"The answer is {answer}."
+    if len(tokens) == 3:
+        a, op, b = int(tokens[0]), tokens[1], int(tokens[2])
+        if op == "+":
+            steps = f"I need {a} plus {b}. Starting at {a} and adding {b} gives {a + b}."
+        else:
+            steps = f"I need {a} minus {b}. Starting at {a} and taking away {b} gives {a - b}."
+            if a < b:
+                steps += f" {b} is larger than {a}, so the result is negative: {a - b}."
+        return f"{steps}\nSo {a} {op} {b} = {answer}."
+    total, lines = int(tokens[0]), []
+    for op, x in zip(tokens[1::2], tokens[2::2]):
+        new = total + int(x) if op == "+" else total - int(x)
+        lines.append(f"{total} {op} {x} = {new}.")
+        total = new
+    return "Left to right:\n" + "\n".join(lines) + f"\nSo the answer is {answer}."
 
 
 @TASKS.register("arith")
