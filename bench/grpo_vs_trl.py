@@ -4,8 +4,10 @@ Settings (both sides): SmolLM2-135M-Instruct from the same converted weights, ar
 the r1 format, 4 prompts x 8 generations, <= 128 new tokens, beta 0, one update per batch,
 lr 1e-6, accuracy reward. Each side uses its own default precision on this CPU (TRL: fp32, as
 ``GRPOConfig`` defaults off-GPU; ours: bf16 autocast with fp32 master weights where the CPU has
-native bf16). Runs alternate (TRL, ours, TRL, ours, ...); the first step of every run is warm-up
-and not counted; the last line is ``speedup: N.Nx`` (median TRL step / median ours step).
+native bf16). ``--trl-bf16`` adds TRL with ``bf16=True`` (autocast on CPU) as a second peer, so
+the ratio is not only against TRL's fp32 default. Runs alternate (TRL, [TRL bf16,] ours, ...); the
+first step of every run is warm-up and not counted; the last lines are ``speedup: N.Nx`` (median
+TRL step / median ours step), one per peer.
 
 Needs the bench extra: ``pip install 'trl==1.16.0'``. Run: ``.venv/bin/python bench/grpo_vs_trl.py``.
 """
@@ -29,7 +31,7 @@ from reasonlab.train.grpo_config import GRPOConfig
 PROMPTS, GENS, MAX_NEW, LR = 4, 8, 128, 1e-6
 
 
-def trl_steps(steps: int) -> list[float]:
+def trl_steps(steps: int, bf16: bool = False) -> list[float]:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig as TRLConfig, GRPOTrainer as TRLTrainer
@@ -57,7 +59,7 @@ def trl_steps(steps: int) -> list[float]:
     args = TRLConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=PROMPTS * GENS,
                      num_generations=GENS, max_completion_length=MAX_NEW, beta=0.0, num_iterations=1,
                      learning_rate=LR, max_steps=steps, logging_steps=1, report_to=[], save_strategy="no",
-                     use_cpu=True, bf16=False, temperature=1.0, shuffle_dataset=False)
+                     use_cpu=True, bf16=bf16, temperature=1.0, shuffle_dataset=False)
     trainer = TRLTrainer(model=model, reward_funcs=accuracy, args=args, train_dataset=data,
                          processing_class=tok, callbacks=[Clock()])
     trainer.train()
@@ -83,20 +85,27 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="steps per run; the first is warm-up")
+    ap.add_argument("--trl-bf16", action="store_true", help="also time TRL with bf16 autocast")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for every side (0: torch's default)")
     args = ap.parse_args()
-    trl, ours = [], []
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peers = {"TRL fp32": lambda: trl_steps(args.steps)}
+    if args.trl_bf16:
+        peers["TRL bf16"] = lambda: trl_steps(args.steps, bf16=True)
+    times: dict[str, list[float]] = {name: [] for name in [*peers, "ours"]}
     for r in range(args.rounds):
-        t = trl_steps(args.steps)[1:]
-        o = our_steps(args.steps)[1:]
-        trl += t
-        ours += o
-        print(f"round {r + 1}: TRL {', '.join(f'{x:.1f}' for x in t)} s/step; "
-              f"ours {', '.join(f'{x:.1f}' for x in o)} s/step", flush=True)
-    mt, mo = statistics.median(trl), statistics.median(ours)
-    print(f"median step: TRL {mt:.1f} s, ours {mo:.1f} s ({PROMPTS} prompts x {GENS} generations, "
-          f"<= {MAX_NEW} new tokens, torch threads {torch.get_num_threads()})")
-    print(f"speedup: {mt / mo:.1f}x")
-
+        line = []
+        for name, fn in [*peers.items(), ("ours", lambda: our_steps(args.steps))]:
+            t = fn()[1:]
+            times[name] += t
+            line.append(f"{name} {', '.join(f'{x:.1f}' for x in t)}")
+        print(f"round {r + 1} (s/step): " + "; ".join(line), flush=True)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print("median step: " + ", ".join(f"{k} {v:.1f} s" for k, v in med.items()) +
+          f" ({PROMPTS} prompts x {GENS} generations, <= {MAX_NEW} new tokens, torch threads {torch.get_num_threads()})")
+    for name in peers:
+        print(f"speedup vs {name}: {med[name] / med['ours']:.1f}x")
 
 if __name__ == "__main__":
     main()

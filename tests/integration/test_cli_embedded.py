@@ -77,3 +77,20 @@ def test_grpo_two_steps_on_embedded_model_gives_loadable_checkpoint(tmp_path):
     assert len(lines) == 2 and all(l["loss"] is not None for l in lines)
     model = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-2")
     assert model.config.num_hidden_layers == 30
+
+
+def test_demo_default_recipe_with_tiny_budgets_and_a_plain_transformers_check(tmp_path):
+    """`make demo`'s own config on the embedded model, cut to a few steps: the checkpoint it
+    ends with, loaded by plain transformers from a bare user turn, opens its answer with the
+    template's <think> (the R1 prompt travels inside the checkpoint)."""
+    out = tmp_path / "demo"
+    r = run("demo", "--out", str(out), "--eval-limit", "4", "cold_start.worked.limit=24", "sft_cold.max_steps=2",
+            "sft_cold.save_every=2", "grpo.steps=1", "grpo.save_every=1", "grpo.sampling.prompts_per_step=2",
+            "grpo.sampling.group_size=2", "grpo.sampling.max_new_tokens=24", "eval.max_new_tokens=24",
+            "sft_cold.tensorboard=false", "grpo.tensorboard=false")
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["evals"]) == ["base", "cold-start SFT", "cold-start SFT + GRPO", "final, plain transformers"]
+    rows = [json.loads(x) for x in (out / "eval_plain" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(len(r["prompt"]) == 1 and r["prompt"][0]["role"] == "user" for r in rows)
+    assert all(r["completion"].startswith("<think>\n") for r in rows)
+    assert "final, plain transformers: pass@1" in r.stdout + r.stderr

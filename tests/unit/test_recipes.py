@@ -252,6 +252,20 @@ def test_journey_builder_is_deterministic_for_a_seed(tmp_path, server):
     half = build(gen, tmp_path / "half", tok, seed=7, token_budget=200)
     assert half["token_budget"] == 200 and half["journey"]["tokens"] <= 200 and half["shortcut"]["tokens"] <= 200
 
+    # a wrong attempt that closed its think block twice is not used: one block per journey row
+    fates = read_jsonl_rows(gen / "samples.jsonl")
+    bad = next(s for s in fates if s["fate"] == "incorrect")
+    raw = read_jsonl_rows(gen / "raw.jsonl")
+    for r in raw:
+        if (r["problem_id"], r["sample_index"]) == (bad["problem_id"], bad["sample_index"]):
+            r["text"] = "2 + 2 = 5\n</think>\nno wait\n</think>\n<answer>5</answer>"
+    (gen / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw))
+    build(gen, tmp_path / "stray", tok, seed=7)
+    rows = read_jsonl_rows(tmp_path / "stray" / "journey.jsonl")
+    assert rows and all(r["messages"][-1]["content"].count("</think>") == 1 for r in rows)
+    assert not any(r["problem_id"] == bad["problem_id"] and r["provenance"]["wrong_sample"] == bad["sample_index"]
+                   for r in rows)
+
 
 def r1_traces(path, n: int):
     from reasonlab import prompts

@@ -49,6 +49,23 @@ def test_answer_is_read_after_the_last_think_close_only(tmp_path, scripted):
     assert stats["rejected"]["no_think_end"] == 1 and stats["written"] == 0
 
 
+def test_responses_without_think_tags_are_judged_whole_for_star_on_a_cot_prompt(tmp_path, scripted):
+    """STaR on a base model with the cot prompt: no think block anywhere, the whole response is
+    the answer part; rows are kept when the R1-format filter is off, refused when it is on."""
+    task = get_task("arith")
+    problem = Problem("arith/x/0", "What is 2 + 3?", "5")
+    teacher = scripted(lambda prompt, i: ["Two plus three makes 5.", "Two plus three makes 6."][i])
+    settings = SamplingSettings(teacher="t", prompt="cot")
+    stats = run(task, teacher, [problem], settings, 2, tmp_path / "a", progress=False, decontaminator=NO_DECONTAM,
+                filters=FilterConfig(format=False))
+    assert stats["written"] == 1 and stats["rejected"]["incorrect"] == 1 and stats["rejected"]["no_think_end"] == 0
+    rows = [json.loads(x) for x in (tmp_path / "a" / "traces.jsonl").read_text().splitlines()]
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": "Two plus three makes 5."}
+    assert rows[0]["messages"][0]["content"].endswith("Let's think step by step.")
+    stats = run(task, teacher, [problem], settings, 2, tmp_path / "b", progress=False, decontaminator=NO_DECONTAM)
+    assert stats["written"] == 0 and stats["rejected"]["format"] == 1
+
+
 def test_sft_messages_replace_the_prefill_with_the_whole_response():
     p = Problem("p", "What is 2 + 3?", "5")
     r1 = build(p, "r1")

@@ -59,6 +59,10 @@ def test_extract_answer_looks_at_the_end_of_huge_text():
     ("The answer to the problem 3 - 3 is 3", "0", False), ("The answer is 3", "3", True),
     ("5 apples", "5", True), ("3 - 8 = -5 in total", "-5", True), ("4 + 19 = 23", "23", True),
     ("4 + 19 = 22", "23", False), ("\\sqrt{4}", "2", True),
+    # an unevaluated expression is not a value (R1-Zero's hack: restate the question as the answer)
+    ("9 + 3 + 44 = 9 + 3 + 44", "56", False), ("9 + 3 + 44", "56", False), ("2^10", "1024", False),
+    ("18 - 5 = 13", "13", True), ("37 - 10 - 42 = -15", "-15", True), ("(2 + 3) * 4 = 20", "20", True),
+    ("7 = 3 + 4", "7", False), ("10^{3}", "1000", True),
 ])
 def test_is_equivalent(pred, ref, expected):
     assert is_equivalent(pred, ref) is expected

@@ -66,7 +66,9 @@ def build(gen_dir: str | Path, out_dir: str | Path, tokenizer, seed: int = 0, to
         r = raw.get((s["problem_id"], s["sample_index"]))
         if s["fate"] == "incorrect" and r is not None:
             parts = split_thinking(assemble(prefix, r["text"], r.get("reasoning")))
-            if parts and parts[0].strip():
+            # a wrong attempt that closed its think block twice would carry a stray tag into the
+            # journey's single block (SFT refuses such rows): only clean attempts are used
+            if parts and parts[0].strip() and not _has_think_tag(parts[0]):
                 wrong[s["problem_id"]].append((parts[0].strip(), s.get("extracted"), s["sample_index"]))
     shared = [pid for pid in order if correct.get(pid) and wrong.get(pid)]
 
@@ -94,6 +96,10 @@ def build(gen_dir: str | Path, out_dir: str | Path, tokenizer, seed: int = 0, to
              "shortcut": {"examples": len(s_rows), "tokens": s_tok, "candidates": len(shortcut)}}
     atomic_write_json(out_dir / "stats.json", stats)
     return stats
+
+
+def _has_think_tag(text: str) -> bool:
+    return "<think>" in text or "</think>" in text
 
 
 def _row(source: dict, content: str, kind: str, **extra) -> dict:

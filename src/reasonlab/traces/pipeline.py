@@ -3,7 +3,9 @@
 Recomputed from ``raw.jsonl`` on every run (cheap next to sampling, and always consistent
 with the current switches), so changing a filter or ``--select`` and rerunning re-requests
 nothing. Each sample is counted under the first reason that drops it, in this order:
-truncated (finish_reason "length"), no_think_end (no ``</think>``: no answer part to check),
+truncated (finish_reason "length"), no_think_end (``<think>`` never closed: no answer part to check;
+a response with no think tags at all is judged whole, and the ``format`` filter decides whether
+such rows are wanted),
 incorrect / unjudged (the verdict on the answer part), contaminated, format, language,
 code_blocks, long_paragraphs, duplicate, near_duplicate. Disabled filters count 0.
 
@@ -32,7 +34,7 @@ from reasonlab.prompts import response_prefix
 from reasonlab.traces.decontam import Decontaminator
 from reasonlab.traces.dedup import Deduper
 from reasonlab.traces.filters import FilterConfig, quality_reason
-from reasonlab.traces.response import assemble, split_thinking
+from reasonlab.traces.response import assemble, split_response
 from reasonlab.traces.select import SelectConfig, select
 from reasonlab.traces.verdicts import judge_fallback, verify_all
 from reasonlab.types import Messages, Problem
@@ -57,7 +59,7 @@ def build(task, problems: list[Problem], prompts: dict[str, Messages], raw: dict
     for p in problems:
         for r in sorted(raw.get(p.id, []), key=lambda r: r["sample_index"])[:n]:
             samples.append((p, r, assemble(response_prefix(prompts[p.id]), r["text"], r.get("reasoning"))))
-    parts = [split_thinking(resp) for _, _, resp in samples]
+    parts = [split_response(resp) for _, _, resp in samples]
     fates, verdicts = _verdicts(task, samples, parts, judge_backend, out)
     if filters.decontam and decontaminator is None:
         decontaminator = Decontaminator.from_eval_sets(filters.decontam_ngram)

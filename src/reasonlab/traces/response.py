@@ -38,3 +38,13 @@ def split_thinking(response: str) -> tuple[str, str] | None:
     start = response.find(THINK_OPEN)
     cot_start = start + len(THINK_OPEN) if 0 <= start < end else 0
     return response[cot_start:end], response[end + len(THINK_CLOSE):]
+
+
+def split_response(response: str) -> tuple[str, str] | None:
+    """``split_thinking``, except that a response with no think tags at all (a plain chain of
+    thought or a direct answer, e.g. from the ``cot`` prompt: STaR on a base model that cannot
+    write our format) is its own chain of thought and its own answer part. A block opened and
+    never closed is still None: its answer cannot be told from its thinking."""
+    if THINK_OPEN not in response and THINK_CLOSE not in response:
+        return response, response
+    return split_thinking(response)

@@ -8,7 +8,11 @@ Order of checks (cheap first):
 3. prose against a number (the answer holds words, e.g. ``the answer to 3 - 3 is 3``): the
    last number in the prose decides. math-verify would pick *some* expression out of the
    sentence (here ``3 - 3`` = 0 and call it right), and a policy under RL learns such hacks;
-4. otherwise math-verify (symbolic LaTeX/expressions) in a separate worker process with a hard
+4. an unevaluated arithmetic expression against a number (``9 + 3 + 44``, ``9 + 3 + 44 = 9 + 3 +
+   44``): wrong, since computing the value is the task; only the right-hand side of a final ``=``
+   counts, and it must be a number (``18 - 5 = 13`` is 13). R1-Zero on three-operand arithmetic
+   learned to restate the question as its answer within 20 steps, and math-verify evaluated it;
+5. otherwise math-verify (symbolic LaTeX/expressions) in a separate worker process with a hard
    wall-clock limit (``mv_worker.py``): sympy can take minutes on hostile input, and neither
    ``signal.alarm`` (main thread only) nor threads can stop it, but a process can be killed.
 Returns True/False, or None when it cannot judge (input too long, timeout, worker failure).
@@ -36,6 +40,8 @@ _WORD = re.compile(r"[a-zA-Z]{2,}")
 _LAST_NUM = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?(?!.*\d)", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PLAIN_NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
+_ARITH = re.compile(r"[-+*/×÷^().,\d\s=]+")  # digits, operators, brackets, '=': nothing else
+_OPERATION = re.compile(r"\d\s*[-+*/×÷^]\s*[-+(]*\s*\d")
 
 
 def normalize(ans: str) -> str:
@@ -103,6 +109,9 @@ def is_equivalent(pred: str | None, ref: str | None, *, timeout_s: float = 2.0) 
             return math.isclose(pn, rn, rel_tol=REL_TOL, abs_tol=1e-9)
         if rn is not None and re.fullmatch(r"[-+\d.,\s]+", p):
             return False  # a malformed number against a number: wrong, no need for sympy
+        if rn is not None and _ARITH.fullmatch(p) and _OPERATION.search(p):
+            value = to_number(p.rsplit("=", 1)[-1])
+            return value is not None and math.isclose(value, rn, rel_tol=REL_TOL, abs_tol=1e-9)
         if rn is not None and _WORD.search(_LATEX_CMD.sub(" ", p)):
             last = _LAST_NUM.search(p.replace(",", ""))
             value = to_number(last.group(0)) if last else None
