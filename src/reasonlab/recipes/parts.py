@@ -206,12 +206,17 @@ def eval_stage(ecfg: EvalConfig, task_cfg: TaskConfig, backend: Callable[[], Any
     return fn
 
 
-def per_problem_pass1(samples: Path) -> dict[str, float]:
-    """Each problem's share of correct samples in an eval stage's samples.jsonl."""
+def per_problem_pass1(samples: Path, n: int | None = None) -> dict[str, float]:
+    """Each problem's share of correct samples in an eval stage's samples.jsonl (the first ``n``
+    sample indices when given, else all): the one place both the standard error and the paired
+    gains read per-problem accuracy from."""
     from reasonlab.eval.runner import load_samples
 
-    return {pid: sum(bool(r["correct"]) for r in rows.values()) / len(rows)
-            for pid, rows in load_samples(samples).items()}
+    out = {}
+    for pid, rows in load_samples(samples).items():
+        picked = [rows[k] for k in range(n)] if n is not None else list(rows.values())
+        out[pid] = sum(bool(r["correct"]) for r in picked) / len(picked)
+    return out
 
 
 def paired_gains(out: Path, stages: dict[str, str], base: str) -> dict[str, dict[str, Any]]:
@@ -235,10 +240,8 @@ def paired_gains(out: Path, stages: dict[str, str], base: str) -> dict[str, dict
 
 def pass1_se(samples: Path, ids: list[str], n: int) -> float:
     """Standard error of pass@1 over problems: sd of per-problem accuracy / sqrt(problems)."""
-    from reasonlab.eval.runner import load_samples
-
-    have = load_samples(samples)
-    per = [sum(bool(have[i][k]["correct"]) for k in range(n)) / n for i in ids]
+    acc = per_problem_pass1(samples, n)
+    per = [acc[i] for i in ids]
     if len(per) < 2:
         return 0.0
     mean = sum(per) / len(per)
