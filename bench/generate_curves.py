@@ -65,10 +65,10 @@ def roofline(cfg, B: int, ctx: int, flops: float, bw: float, wbytes: int, kvbyte
 
 
 def ours_step_rate(fast: FastLlama, B: int, ctx: int, steps: int, repeats: int) -> float:
-    cache = fast.new_cache(B, ctx + steps + 2)
+    width = ctx + steps + 2
+    cache = fast.new_cache(B, width)
     for t in cache:
         t.normal_()
-    keys = torch.ones(B, ctx + steps + 2, dtype=torch.bool)
     tok = torch.randint(3, 1000, (B,))
 
     def run():
@@ -76,7 +76,9 @@ def ours_step_rate(fast: FastLlama, B: int, ctx: int, steps: int, repeats: int) 
         for s in range(steps):
             col = ctx + s
             pos = torch.full((B, 1), col)
-            tok = fast.forward(tok[:, None], pos, cache, col, keys[:, None, None, :col + 1]).argmax(-1)
+            # as decode.py does: the mask spans the whole cache (dense reads), unwritten columns off
+            keys = (torch.arange(width) <= col).expand(B, width)
+            tok = fast.forward(tok[:, None], pos, cache, col, keys[:, None, None]).argmax(-1)
 
     run()  # warm-up
     return B * steps / min(_timed(run) for _ in range(repeats))
@@ -161,6 +163,7 @@ def main() -> None:
     fast = FastLlama.from_hf(model, dtype)
     pk = peaks()
     wb = torch.tensor([], dtype=dtype).element_size()
+    kvb = torch.tensor([], dtype=fast.cache_dtype).element_size()
     print(json.dumps({k: f"{v:.3g}" for k, v in pk.items()}), f"our dtype {dtype}", flush=True)
     results = {"machine": args.machine, "threads": torch.get_num_threads(), "peaks": pk, "batch": [], "context": []}
     sweeps = (("batch", [(int(b), args.batch_ctx) for b in args.batches.split(",")]),
@@ -170,7 +173,7 @@ def main() -> None:
         for B, ctx in points:
             a = ours_step_rate(fast, B, ctx, args.steps, args.repeats)
             t = theirs_step_rate(model, B, ctx, args.steps, args.repeats)
-            rb = roofline(model.config, B, ctx, pk["flops_bf16"], pk["bytes_per_s"], wb, 4)
+            rb = roofline(model.config, B, ctx, pk["flops_bf16"], pk["bytes_per_s"], wb, kvb)
             rf = roofline(model.config, B, ctx, pk["flops_fp32"], pk["bytes_per_s"], 4, 4)
             results[name].append({"x": B if name == "batch" else ctx, "B": B, "ctx": ctx, "ours": a, "theirs": t,
                                   "roof_bf16": rb, "roof_fp32": rf})

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_archs import FAMILIES, V, build, prompts
 
-from reasonlab.backends.decode import StopChecker, decode
+from reasonlab.backends.decode import StopChecker, decode, shared_prefix
 from reasonlab.backends.fast_llama import FastLlama, fast_plan
 from reasonlab.types import SamplingParams
 
@@ -84,3 +84,58 @@ def test_hidden_states_for_scoring_equal_transformers_backbone(family):
         ref = m.model(input_ids=ids, attention_mask=attn).last_hidden_state
     assert torch.allclose(ours[0], ref[0], atol=ATOL)
     assert torch.allclose(ours[1, :12], ref[1, :12], atol=ATOL)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prompts_sharing_a_prefix_decode_as_if_alone(family):
+    """Prompts that start alike (a system prompt) prefill that prefix once (``shared_prefix``),
+    then their own suffixes of different lengths after a padding gap: greedy tokens still equal
+    ``model.generate`` per prompt and log-probs a plain forward's. Families whose sliding window
+    could bind keep the unshared layout (windows act on cache columns)."""
+    m = build(family)
+    fast = FastLlama.from_hf(m, torch.float32)
+    head = torch.randint(3, V, (9,)).tolist()
+    ps = [head + [5, 6, 7], head + [8, 9, 10, 11, 12], head + [13]]
+    windows = [layer.window for layer in fast.layers if layer.window is not None]
+    binds = bool(windows) and min(windows) < 14 + NEW
+    assert shared_prefix(fast, ps, NEW) == (0 if binds else 9)
+    rows = decode(fast, ps, [1, 2, 1], SamplingParams(n=1, temperature=0, max_new_tokens=NEW), set(),
+                  StopChecker(None, ()), None)
+    for p, (toks, lps, _) in zip([ps[0], ps[1], ps[1], ps[2]], rows):
+        with torch.no_grad():
+            ids = torch.tensor([p])
+            ref = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW, do_sample=False,
+                             pad_token_id=0)[0, len(p):].tolist()
+            logp = torch.log_softmax(m(torch.tensor([p + toks])).logits[0, len(p) - 1:-1].float(), -1)
+        assert toks == ref
+        assert torch.allclose(torch.tensor(lps), logp.gather(-1, torch.tensor(toks)[:, None]).squeeze(-1),
+                              atol=ATOL)
+
+
+@pytest.mark.parametrize("family", ["smollm2", "qwen3"])
+def test_cache_growth_and_compaction_keep_rows_exact(family, monkeypatch):
+    """The cache grows a few columns at a time (CHUNK = 5 here: six growths in 32 tokens) and
+    finished rows are dropped mid-run; every row still equals its own ``model.generate`` up to
+    its first EOS."""
+    import reasonlab.backends.decode as dec
+    monkeypatch.setattr(dec, "CHUNK", 5)
+    m = build(family)
+    fast = FastLlama.from_hf(m, torch.float32)
+    head = torch.randint(3, V, (6,)).tolist()
+    ps = [head + [5, 6, 7], head + [8, 9, 10, 11, 12], head + [13], head + [14, 15]]
+    refs = []
+    for p in ps:
+        with torch.no_grad():
+            ids = torch.tensor([p])
+            refs.append(m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW,
+                                   do_sample=False, pad_token_id=0)[0, len(p):].tolist())
+    eos = {refs[0][8], refs[2][3]}  # two rows stop early, so the batch compacts
+    rows = decode(fast, ps, [1] * 4, SamplingParams(n=1, temperature=0, max_new_tokens=NEW), eos,
+                  StopChecker(None, ()), None)
+    stopped = 0
+    for ref, (toks, _, reason) in zip(refs, rows):
+        cut = next((i + 1 for i, t in enumerate(ref) if t in eos), len(ref))
+        assert toks == ref[:cut]
+        assert reason == ("stop" if cut < len(ref) else "length")
+        stopped += reason == "stop"
+    assert stopped >= 2

@@ -34,6 +34,19 @@ def test_best_of_n_against_pass_at_1_and_pass_at_n():
         ranking_quality([0.1], [True, False], ["a", "a"])
 
 
+def test_within_problem_auc_ignores_telling_easy_problems_from_hard():
+    """A scorer that only knows which problem is easy ranks well pooled (AUC 0.75) but no better
+    than chance inside a problem, and best-of-n gains nothing; ranking inside problems is what
+    auc_within sees."""
+    correct = [True, True, True, False, True, False, False, False]
+    groups = list("aaaabbbb")
+    easy = ranking_quality([0.9] * 4 + [0.1] * 4, correct, groups)
+    assert easy["auc"] == 0.75 and easy["auc_within"] == 0.5 and easy["gain"] == 0.0
+    inside = ranking_quality([0.6, 0.6, 0.6, 0.5, 0.2, 0.1, 0.1, 0.1], correct, groups)
+    assert inside["auc_within"] == 1.0 and inside["best_of_n"] == inside["pass@n"] == 1.0
+    assert ranking_quality([1.0, 0.0], [True, True], ["a", "a"])["auc_within"] is None
+
+
 def test_held_out_split_is_by_problem():
     from reasonlab.types import Problem
 

@@ -1,12 +1,17 @@
 """The batched decode loop over ``FastLlama``: one prefill per unique prompt, n samples each.
 
-Prompts are left-padded to a common length Tp; the KV cache holds Tp + max_new columns. After
-the prefill of P prompts, the cache and last logits are expanded to B = sum(counts) rows, so n
-samples share one prefill. Finished rows are dropped from the batch (the cache compacted) once
-at most half the rows are still running, so long tails do not pay for finished rows.
+The tokens every prompt starts with (chat header and system prompt: ~75 of ~97 tokens for the
+R1 prompt) are prefilled once, in one row, and copied to all prompts; the rest of each prompt is
+left-padded after that shared prefix to a common length, so cache columns are
+[shared prefix | padding | own suffix | new tokens]. After the prefill of P prompts, the cache
+and last logits are expanded to B = sum(counts) rows, so n samples share one prefill. Finished
+rows are dropped from the batch (the cache compacted) once at most half the rows are still
+running, so long tails do not pay for finished rows.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -54,37 +59,74 @@ class Rows:
         return list(zip(self.tokens, self.logps, self.reason))
 
 
+CHUNK = 32  # cache columns added at a time: attention reads the whole (dense) cache each step
+
+
+def shared_prefix(fast: FastLlama, prompts: list[list[int]], max_new: int) -> int:
+    """How many leading tokens all prompts share and can prefill once: each keeps at least one
+    token of its own (its last logit starts sampling), and none when a sliding window could bind,
+    since windows are applied on cache columns and the padding gap after the prefix would shift
+    them (``FastLlama._group_bias``)."""
+    if len(prompts) < 2:
+        return 0
+    windows = [layer.window for layer in fast.layers if layer.window is not None]
+    if windows and min(windows) < max(map(len, prompts)) + max_new:
+        return 0
+    return min(len(os.path.commonprefix(prompts)), min(map(len, prompts)) - 1)
+
+
+@torch.inference_mode()
+def prefill(fast: FastLlama, prompts: list[list[int]], max_new: int):
+    """Run the prompts -> (cache of P rows, last logits (P, V), key validity (P, Tp), RoPE position
+    of each prompt's last token (P,)); the shared prefix (``shared_prefix``) runs once."""
+    dev = fast.embed.device
+    P, C = len(prompts), shared_prefix(fast, prompts, max_new)
+    Ts = max(len(p) for p in prompts) - C
+    Tp = C + Ts
+    if Tp + max_new > fast.max_pos:
+        raise ValueError(f"prompt ({Tp}) + max_new_tokens ({max_new}) exceeds the model's "
+                         f"{fast.max_pos} positions")
+    ids = torch.zeros(P, Ts, dtype=torch.long, device=dev)
+    valid = torch.zeros(P, Tp, dtype=torch.bool, device=dev)
+    valid[:, :C] = True
+    for i, p in enumerate(prompts):
+        ids[i, Ts - (len(p) - C):] = torch.tensor(p[C:], device=dev)
+        valid[i, Tp - (len(p) - C):] = True
+    kc, vc = fast.new_cache(P, Tp)
+    if C:
+        head = torch.tensor(prompts[0][:C], device=dev)[None]
+        causal = torch.ones(C, C, dtype=torch.bool, device=dev).tril()
+        fast.forward(head, torch.arange(C, device=dev)[None], (kc[:, :1], vc[:, :1]), 0, causal[None, None])
+        for dst, src in zip(fast.columns((kc, vc), C, slice(1, None)), fast.columns((kc, vc), C, slice(0, 1))):
+            dst.copy_(src.expand_as(dst))
+    pos = (valid.long().cumsum(-1) - 1).clamp(min=0)[:, C:]
+    q = torch.arange(C, Tp, device=dev)[:, None]
+    cols = torch.arange(Tp, device=dev)[None]
+    # a padding query attends to itself only, so its softmax row is never empty
+    mask = ((cols <= q)[None] & valid[:, None, :]) | (cols == q)[None]
+    logits = fast.forward(ids, pos, (kc, vc), C, mask[:, None])
+    return (kc, vc), logits, valid, pos[:, -1]
+
+
 @torch.inference_mode()
 def decode(fast: FastLlama, prompts: list[list[int]], counts: list[int], params: SamplingParams,
            eos_ids: set[int], stopper: StopChecker, generator: torch.Generator | None,
            ignore_eos: bool = False) -> list[tuple[list[int], list[float], str]]:
     """Return per row (token ids, logprobs, finish reason), rows ordered prompt by prompt."""
     dev = fast.embed.device
-    P, Tp = len(prompts), max(len(p) for p in prompts)
     max_new = params.max_new_tokens
-    if Tp + max_new > fast.max_pos:
-        raise ValueError(f"prompt ({Tp}) + max_new_tokens ({max_new}) exceeds the model's "
-                         f"{fast.max_pos} positions")
-    ids = torch.zeros(P, Tp, dtype=torch.long, device=dev)
-    valid = torch.zeros(P, Tp, dtype=torch.bool, device=dev)
-    for i, p in enumerate(prompts):
-        ids[i, Tp - len(p):] = torch.tensor(p, device=dev)
-        valid[i, Tp - len(p):] = True
-    pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    causal = torch.ones(Tp, Tp, dtype=torch.bool, device=dev).tril()
-    mask = (causal[None] & valid[:, None, :]) | torch.eye(Tp, dtype=torch.bool, device=dev)[None]
-    kc, vc = fast.new_cache(P, Tp)
-    logits = fast.forward(ids, pos, (kc, vc), 0, mask[:, None])
+    (kc, vc), logits, valid, last_pos = prefill(fast, prompts, max_new)
+    Tp = valid.shape[1]
 
     rep = torch.tensor(counts, device=dev)
     B = int(rep.sum())
-    cache = fast.new_cache(B, Tp + max_new)
-    cache[0][:, :, :, :Tp] = kc.repeat_interleave(rep, dim=1)
-    cache[1][:, :, :, :Tp] = vc.repeat_interleave(rep, dim=1)
+    cache = fast.new_cache(B, Tp + min(max_new, CHUNK))
+    for dst, src in zip(fast.columns(cache, Tp), (kc, vc)):
+        dst.copy_(src.repeat_interleave(rep, dim=1))
     del kc, vc
-    keys_ok = torch.ones(B, Tp + max_new, dtype=torch.bool, device=dev)
+    keys_ok = torch.zeros(B, Tp + max_new, dtype=torch.bool, device=dev)  # set as columns fill
     keys_ok[:, :Tp] = valid.repeat_interleave(rep, dim=0)
-    next_pos = (pos[:, -1] + 1).repeat_interleave(rep)
+    next_pos = (last_pos + 1).repeat_interleave(rep)
     logits = logits.repeat_interleave(rep, dim=0)
 
     rows = torch.arange(B, device=dev)  # original row index of each live batch row
@@ -102,7 +144,13 @@ def decode(fast: FastLlama, prompts: list[list[int]], counts: list[int], params:
             cache = (cache[0].index_select(1, keep), cache[1].index_select(1, keep))
             keys_ok, next_pos, rows, tok = keys_ok[keep], next_pos[keep], rows[keep], tok[keep]
         col = Tp + step
-        mask = keys_ok[:, None, None, :col + 1]
-        logits = fast.forward(tok[:, None], next_pos[:, None], cache, col, mask)
+        width = cache[1].shape[3]
+        if col == width:  # grow by a chunk: one copy every CHUNK steps
+            grown = fast.new_cache(len(rows), min(width + CHUNK, Tp + max_new))
+            for dst, src in zip(fast.columns(grown, width), cache):
+                dst.copy_(src)
+            cache, width = grown, grown[1].shape[3]
+        keys_ok[:, col] = True
+        logits = fast.forward(tok[:, None], next_pos[:, None], cache, col, keys_ok[:, None, None, :width])
         next_pos = next_pos + 1
     return out.results()

@@ -141,8 +141,9 @@ class FastLlama:
         self.embed_scale = torch.tensor(arch.embed_scale, dtype=dtype).item()
         self.dtype = dtype
         self.max_pos = max_pos
-        # fp32 K/V on CPU: small batched attention matmuls run ~1.7x faster in fp32 than bf16 there
-        self.cache_dtype = torch.float32 if embed.device.type == "cpu" else dtype
+        # K/V in the sampling dtype: a decode step reads the whole cache, so halving its bytes
+        # (bf16) is what speeds attention up once the cache outgrows the CPU's caches
+        self.cache_dtype = dtype
 
     @classmethod
     @torch.no_grad()
@@ -159,30 +160,41 @@ class FastLlama:
                    rope_tables(m, arch, positions), m.config, dtype, positions)
 
     def new_cache(self, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (len(self.layers), batch, self.nkv, length, self.hd)
-        dev = self.embed.device
-        dt = self.cache_dtype
-        return torch.zeros(shape, dtype=dt, device=dev), torch.zeros(shape, dtype=dt, device=dev)
+        """K stored transposed, (layers, batch, kv heads, head dim, columns), V as (layers, batch,
+        kv heads, columns, head dim): both attention matmuls then read their operand in its
+        natural layout from a column slice of the cache (oneDNN copies a transposed bf16 operand
+        first, which cost more than the matmul). Address columns with ``columns``."""
+        L, dev, dt = len(self.layers), self.embed.device, self.cache_dtype
+        return (torch.zeros((L, batch, self.nkv, self.hd, length), dtype=dt, device=dev),
+                torch.zeros((L, batch, self.nkv, length, self.hd), dtype=dt, device=dev))
+
+    @staticmethod
+    def columns(cache, stop: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views of cache columns [0, stop) of batch ``rows``, K and V, for copying between caches."""
+        k, v = cache
+        return k[:, rows, ..., :stop], v[:, rows, :, :stop]
 
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotary embedding; ``sin`` carries rotate-half's sign (see ``__init__``): 3 ops, not 5."""
         return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, -1), sin)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Grouped-query attention without expanding K/V: q (B, nh, T, hd), k/v (B, nkv, S, hd),
-        bias (B * nkv, g * T, S) additive (``_group_bias``) -> (B, T, nh * hd). A group's query
+        """Grouped-query attention without expanding K/V: q (B, nh, T, hd), k (B, nkv, hd, S),
+        v (B, nkv, S, hd), bias (B * nkv, g * T, S) additive (``_group_bias``) -> (B, T, nh * hd). A group's query
         heads share K/V, so each (row, kv head) is one small matmul; ``baddbmm`` adds scale and
         mask in the same op.
         Plain batched matmuls: on CPU, SDPA's flash kernel spends ~1 ms per layer on a one-token
         decode, most of the step."""
         B, nh, T, hd = q.shape
-        S = k.shape[2]
-        q32 = torch.empty((B, nh, T, hd), dtype=k.dtype, device=q.device)
-        q32.copy_(q)  # layout change and dtype cast in one op
-        scores = torch.baddbmm(bias, q32.view(B * self.nkv, nh // self.nkv * T, hd),
-                               k.reshape(B * self.nkv, S, hd).transpose(1, 2), alpha=self.scale)
-        probs = scores.float().softmax(-1).to(v.dtype)
+        S = v.shape[2]
+        qc = torch.empty((B, nh, T, hd), dtype=k.dtype, device=q.device)
+        qc.copy_(q)  # the batched matmul's layout (and the cache's dtype) in one op
+        scores = torch.baddbmm(bias, qc.view(B * self.nkv, nh // self.nkv * T, hd),
+                               k.reshape(B * self.nkv, hd, S), alpha=self.scale)
+        probs = scores.softmax(-1)  # bf16 in and out, accumulated in fp32 inside the kernel
         out = torch.bmm(probs, v.reshape(B * self.nkv, S, hd))
+        if T == 1:  # decode: (B * nkv, g, hd) already lies in memory as (B, 1, nh * hd)
+            return out.view(B, 1, nh * hd)
         res = torch.empty((B, T, nh, hd), dtype=self.dtype, device=q.device)
         res.copy_(out.view(B, nh, T, hd).transpose(1, 2))
         return res.view(B, T, nh * hd)
@@ -223,14 +235,15 @@ class FastLlama:
         ropes = {k: (cos[pos].unsqueeze(2), sin[pos].unsqueeze(2)) for k, (cos, sin) in self.rope.items()}
         biases = {w: self._group_bias(attn_mask, start, w) for w in {layer.window for layer in self.layers}}
         end = start + T
+        S = attn_mask.shape[-1]  # columns attended: the whole cache when the caller's mask spans it
         act = self.arch.act
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (x.shape[-1],), layer.ln1, self.eps)
             qkv = layer.qkv(h)
             qk = self._qk(qkv, layer, ropes)
-            kc[i, :, :, start:end] = qk[:, :, nh:].transpose(1, 2)
+            kc[i, ..., start:end] = qk[:, :, nh:].permute(0, 2, 3, 1)
             vc[i, :, :, start:end] = qkv[..., (nh + nkv) * hd:].view(B, T, nkv, hd).transpose(1, 2)
-            att = self._attend(qk[:, :, :nh].transpose(1, 2), kc[i, :, :, :end], vc[i, :, :, :end],
+            att = self._attend(qk[:, :, :nh].transpose(1, 2), kc[i, ..., :S], vc[i, :, :, :S],
                                biases[layer.window])
             if layer.post_attn is None:
                 x = layer.o.add(att, x)
@@ -249,9 +262,12 @@ class FastLlama:
                 attn_mask: torch.Tensor) -> torch.Tensor:
         """Run T new tokens per row, writing their K/V at cache columns [start, start+T).
 
-        ids, pos: (B, T) token ids and RoPE positions; attn_mask: (B, 1, T, start+T) bool, True
-        where attention is allowed (sliding windows are applied on top). Returns logits of the
-        last position, (B, V) float32.
+        ids, pos: (B, T) token ids and RoPE positions; attn_mask: (B, 1, T, S) bool over cache
+        columns [0, S), S >= start+T, True where attention is allowed (sliding windows are
+        applied on top). Passing S = the cache's width reads K/V as whole, dense tensors: a
+        column slice of a bf16 cache makes oneDNN's batched matmul copy it first, which cost
+        as much as the matmul (``decode`` grows its cache in chunks for this). Returns logits
+        of the last position, (B, V) float32.
         """
         x = self._layers(ids, pos, cache, start, attn_mask)
         logits = self.lm_head(F.rms_norm(x[:, -1], (x.shape[-1],), self.norm, self.eps)).float()

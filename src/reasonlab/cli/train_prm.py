@@ -63,7 +63,8 @@ def prm_command(
         atomic_write_json(out / "ranking.json", {"held_out_solutions": len(held_out), **ranking})
         append_jsonl(out / "metrics.jsonl", [{"held_out_ranking": ranking}])
         r = ranking["last"]
-        console.print(f"held-out ranking ({len(held_out)} solutions): AUC {r.get('auc')}, "
+        console.print(f"held-out ranking ({len(held_out)} solutions): AUC {r.get('auc')} (within problems "
+                      f"{r.get('auc_within')}), "
                       f"best-of-n {r.get('best_of_n')} vs pass@1 {r.get('pass@1')} and pass@n {r.get('pass@n')}; "
                       f"{out / 'ranking.json'}")
 

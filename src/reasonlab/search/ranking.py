@@ -4,7 +4,10 @@ Why: a PRM/ORM only helps search if it puts right solutions above wrong ones *of
 problem*. Training loss does not say that; these numbers do, before anyone scales with it.
 
 - ``auc``: probability that a random correct solution scores above a random wrong one (ties
-  count half; Mann-Whitney U / (n_pos * n_neg)). 0.5 is chance. Pooled over all problems.
+  count half; Mann-Whitney U / (n_pos * n_neg)). 0.5 is chance. Pooled over all problems, so
+  it also rewards telling easy problems from hard ones, which no selector can use.
+- ``auc_within``: the same AUC inside each problem that has both right and wrong solutions,
+  averaged over those problems: the part of ranking that best-of-n and weighted vote can use.
 - ``best_of_n``: per problem, the accuracy of keeping the top-scored of its n solutions, ties
   broken uniformly at random in expectation (so a constant scorer gets exactly pass@1, not
   whatever order the solutions came in), beside ``pass@1`` (mean correctness: no selection) and
@@ -43,8 +46,11 @@ def ranking_quality(scores: Sequence[float], correct: Sequence[bool], groups: Se
     by_problem: dict[Hashable, list[tuple[float, bool]]] = defaultdict(list)
     for s, c, g in zip(scores, correct, groups):
         by_problem[g].append((float(s), bool(c)))
-    best, p1, pn = [], [], []
+    best, p1, pn, within = [], [], [], []
     for sols in by_problem.values():
+        w = auc([s for s, _ in sols], [c for _, c in sols])
+        if w is not None:
+            within.append(w)
         top = max(s for s, _ in sols)
         tied = [c for s, c in sols if s == top]
         best.append(sum(tied) / len(tied))
@@ -52,7 +58,7 @@ def ranking_quality(scores: Sequence[float], correct: Sequence[bool], groups: Se
         pn.append(float(any(c for _, c in sols)))
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     a = auc(scores, correct)
-    return {"auc": None if a is None else round(a, 4), "best_of_n": mean(best), "pass@1": mean(p1),
+    return {"auc": None if a is None else round(a, 4), "auc_within": mean(within), "best_of_n": mean(best), "pass@1": mean(p1),
             "pass@n": mean(pn), "gain": None if not best else round(mean(best) - mean(p1), 4),
             "gain_ci": rounded(paired_bootstrap_ci(best, p1)) if best else None,
             "n": max((len(v) for v in by_problem.values()), default=0),
