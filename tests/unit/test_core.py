@@ -154,3 +154,33 @@ def test_prm_resumes_exactly_after_sigkill_and_a_torn_label_file(tmp_path, tiny_
     assert la[-1] is None and lb[-1] is None  # the held-out ranking line comes last
     la, lb = la[:-1], lb[:-1]
     assert len(la) == len(lb) and all(abs(x - y) < 1e-6 for x, y in zip(la, lb))
+
+
+def test_full_disk_while_checkpointing_says_so_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """torch.save on a full disk fails with "unexpected pos N vs M"; the error names the folder,
+    the free space and how to resume, and the checkpoint before it stays whole."""
+    import shutil
+    from collections import namedtuple
+
+    from reasonlab.train import checkpoint as ck
+
+    def model(d):
+        d.mkdir(parents=True)
+        (d / "w.bin").write_bytes(b"x" * 10)
+
+    root = tmp_path / "checkpoints"
+    ck.save_checkpoint(root, 1, model, {"step": 1})
+
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4885 vs 4880")
+
+    monkeypatch.setattr(ck.torch, "save", full)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**30, 10 * 2**30 - 5 * 2**20, 5 * 2**20))
+    with pytest.raises(OSError, match=r"step-2 not written: .*checkpoints has 5 MiB free.*resume"):
+        ck.save_checkpoint(root, 2, model, {"step": 2})
+    assert [p.name for p in ck.list_checkpoints(root)] == ["step-1"]
+    assert ck.verify(root / "step-1") is None
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**30, 0, 9 * 2**30))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # not a full disk: the error as it was
+        ck.save_checkpoint(root, 2, model, {"step": 2})

@@ -13,6 +13,7 @@ newest first and falls back to the newest one that is whole, saying which it ski
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 
 from reasonlab.io import replace_dir
+
+LOW_DISK = 2**30  # below 1 GiB free, a failed checkpoint write is reported as a full disk
 
 STATE_FILE = "trainer_state.pt"
 MANIFEST = "manifest.json"
@@ -94,6 +97,14 @@ def save_checkpoint(root: Path, step: int, write_model: Callable[[Path], None], 
         torch.save(state, tmp / STATE_FILE)
         write_manifest(tmp)
         replace_dir(tmp, final)  # a re-save of the same step (resumed run) swaps, never deletes first
+    except (OSError, RuntimeError) as exc:
+        # a full disk surfaces from torch.save as "unexpected pos N vs M": say what happened
+        free = shutil.disk_usage(root).free
+        if free < LOW_DISK:
+            raise OSError(errno.ENOSPC, f"checkpoint step-{step} not written: {root} has {free / 2**20:.0f} MiB "
+                                        f"free ({exc}); free space and rerun the same command to resume "
+                                        f"from the last checkpoint") from exc
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     older = [p for p in list_checkpoints(root) if _step(p) < step]
