@@ -144,12 +144,12 @@ def decode(fast: FastLlama, prompts: list[list[int]], counts: list[int], params:
             cache = (cache[0].index_select(1, keep), cache[1].index_select(1, keep))
             keys_ok, next_pos, rows, tok = keys_ok[keep], next_pos[keep], rows[keep], tok[keep]
         col = Tp + step
-        width = cache[1].shape[3]
+        width = fast.width(cache)
         if col == width:  # grow by a chunk: one copy every CHUNK steps
             grown = fast.new_cache(len(rows), min(width + CHUNK, Tp + max_new))
             for dst, src in zip(fast.columns(grown, width), cache):
                 dst.copy_(src)
-            cache, width = grown, grown[1].shape[3]
+            cache, width = grown, fast.width(grown)
         keys_ok[:, col] = True
         logits = fast.forward(tok[:, None], next_pos[:, None], cache, col, keys_ok[:, None, None, :width])
         next_pos = next_pos + 1

@@ -169,6 +169,11 @@ class FastLlama:
                 torch.zeros((L, batch, self.nkv, length, self.hd), dtype=dt, device=dev))
 
     @staticmethod
+    def width(cache) -> int:
+        """Columns the cache holds."""
+        return cache[1].shape[3]
+
+    @staticmethod
     def columns(cache, stop: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         """Views of cache columns [0, stop) of batch ``rows``, K and V, for copying between caches."""
         k, v = cache
