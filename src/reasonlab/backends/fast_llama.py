@@ -161,9 +161,9 @@ class FastLlama:
 
     def new_cache(self, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K stored transposed, (layers, batch, kv heads, head dim, columns), V as (layers, batch,
-        kv heads, columns, head dim): both attention matmuls then read their operand in its
-        natural layout from a column slice of the cache (oneDNN copies a transposed bf16 operand
-        first, which cost more than the matmul). Address columns with ``columns``."""
+        kv heads, columns, head dim), so each attention matmul reads its operand untransposed
+        (oneDNN's bf16 batched matmul copies any operand it cannot read as is; see ``forward``
+        for why callers attend over the whole width). Address columns with ``columns``."""
         L, dev, dt = len(self.layers), self.embed.device, self.cache_dtype
         return (torch.zeros((L, batch, self.nkv, self.hd, length), dtype=dt, device=dev),
                 torch.zeros((L, batch, self.nkv, length, self.hd), dtype=dt, device=dev))
@@ -185,9 +185,9 @@ class FastLlama:
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Grouped-query attention without expanding K/V: q (B, nh, T, hd), k (B, nkv, hd, S),
-        v (B, nkv, S, hd), bias (B * nkv, g * T, S) additive (``_group_bias``) -> (B, T, nh * hd). A group's query
-        heads share K/V, so each (row, kv head) is one small matmul; ``baddbmm`` adds scale and
-        mask in the same op.
+        v (B, nkv, S, hd), bias (B * nkv, g * T, S) additive (``_group_bias``) -> (B, T, nh * hd).
+        A group's query heads share K/V, so each (row, kv head) is one small matmul; ``baddbmm``
+        adds scale and mask in the same op.
         Plain batched matmuls: on CPU, SDPA's flash kernel spends ~1 ms per layer on a one-token
         decode, most of the step."""
         B, nh, T, hd = q.shape

@@ -58,8 +58,8 @@ def ranking_quality(scores: Sequence[float], correct: Sequence[bool], groups: Se
         pn.append(float(any(c for _, c in sols)))
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     a = auc(scores, correct)
-    return {"auc": None if a is None else round(a, 4), "auc_within": mean(within), "best_of_n": mean(best), "pass@1": mean(p1),
-            "pass@n": mean(pn), "gain": None if not best else round(mean(best) - mean(p1), 4),
+    return {"auc": None if a is None else round(a, 4), "auc_within": mean(within), "best_of_n": mean(best),
+            "pass@1": mean(p1), "pass@n": mean(pn), "gain": None if not best else round(mean(best) - mean(p1), 4),
             "gain_ci": rounded(paired_bootstrap_ci(best, p1)) if best else None,
             "n": max((len(v) for v in by_problem.values()), default=0),
             "problems": len(by_problem), "solutions": len(scores), "correct": int(sum(map(bool, correct)))}
