@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from reasonlab.backends.fast_llama import FastLlama
-from reasonlab.backends.generic import cache_kwarg
+from reasonlab.models import cache_kwarg
 from reasonlab.models import load, resolve_dtype
 
 

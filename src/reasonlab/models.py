@@ -274,6 +274,24 @@ def unwrap(model):
     return model
 
 
+def base_model(model):
+    """The ``*ForCausalLM`` under peft/DDP wrappers."""
+    model = unwrap(model)
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def cache_kwarg(model) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both. Reads the plain
+    model's signature under DDP/peft wrappers (whose ``forward`` takes ``*args, **kwargs``).
+    Here, not in a backend: the trainers' shared-prefix forwards need it as much as the sampler."""
+    import inspect
+
+    params = inspect.signature(base_model(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def save(model, tokenizer, path: str | Path, *, merge_lora: bool = True) -> Path:
     """Save in plain HF format, atomically (temp dir + rename). LoRA is merged into a copy, so
     the result loads with ``AutoModelForCausalLM.from_pretrained`` and no peft."""

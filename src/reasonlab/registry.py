@@ -48,6 +48,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def ordered(self) -> list[str]:
+        """Names in registration order (for kinds where the order means priority)."""
+        return list(self._items)
+
     def __contains__(self, name: str) -> bool:
         return name in self._items
 

@@ -1,4 +1,5 @@
-"""GRPO trainer on a tiny random Llama: smoke, exact resume after SIGKILL, 2-process DDP, config errors."""
+"""GRPO trainer on a tiny random Llama: smoke, exact resume after SIGKILL, 2-process DDP, config
+errors, the lr schedule whatever mu and world size."""
 
 import json
 import os
@@ -143,9 +144,12 @@ with open(f"{sys.argv[2]}/rank{t.acc.process_index}.json", "w") as f:
 
 
 def test_two_process_ddp_step(tmp_path, tiny_dir):
+    """Both processes end with the same weights, and the schedule advances once per step (not
+    once per process, accelerate's default): after step 1 of 2 a linear decay is at half."""
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    cfg = json.dumps(tiny_config(tiny_dir, steps=1, save_every=0))
+    cfg = json.dumps(tiny_config(tiny_dir, steps=2, save_every=0,
+                                 optim={"lr": 1e-3, "micro_batch": 4, "schedule": "linear"}))
     out = tmp_path / "run"
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -155,6 +159,8 @@ def test_two_process_ddp_step(tmp_path, tiny_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
     assert r0["world"] == 2 and r0["first"] == r1["first"] and r0["sum"] == r1["sum"]
+    lrs = [json.loads(x)["lr"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([0.5e-3, 0.0])
 
 
 def test_grpo_step_scores_code_in_the_sandbox(tmp_path, tiny_dir):
@@ -184,3 +190,27 @@ def test_grpo_step_scores_code_in_the_sandbox(tmp_path, tiny_dir):
     m = trainer.train_step()
     assert m["reward/code"] == pytest.approx(1 / 3, abs=1e-4)  # canonical passes all tests, garbage none
     assert m["groups_kept"] == 2 and m["loss_seqs"] == 6 and m["grad_norm"] > 0
+
+
+def test_lr_schedule_counts_grpo_steps_whatever_mu(tmp_path, tiny_dir):
+    """mu updates on one batch share its step's lr: warm-up and decay are in GRPO steps, so the
+    logged lr equals a mu=1 run's (3 steps, 1 warm-up step, linear decay to 0)."""
+    from reasonlab.train.grpo import GRPOTrainer
+
+    cfg = tiny_config(tiny_dir, steps=3, save_every=0, algo={"mu": 2},
+                      optim={"lr": 1e-3, "micro_batch": 4, "warmup_steps": 1, "schedule": "linear"})
+    history = GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path).train(progress=False)
+    # the lr logged after step k is the schedule at k: warm-up done at 1, then 1 - (k-1)/2
+    assert [m["lr"] for m in history] == pytest.approx([1e-3, 0.5e-3, 0.0])
+
+
+def test_per_token_metrics_do_not_shrink_with_mu(tmp_path, tiny_dir):
+    """Entropy is a per-token mean over the mu passes: with a negligible lr (weights unchanged) a
+    mu=2 step reports what a mu=1 step on the same rollout does."""
+    from reasonlab.train.grpo import GRPOTrainer
+
+    ent = []
+    for mu in (1, 2):
+        cfg = tiny_config(tiny_dir, steps=1, save_every=0, algo={"mu": mu}, optim={"lr": 1e-12, "micro_batch": 4})
+        ent.append(GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path / f"mu{mu}").train_step()["entropy"])
+    assert ent[0] > 0 and ent[1] == pytest.approx(ent[0], rel=1e-4)

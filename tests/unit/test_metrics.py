@@ -2,7 +2,7 @@ from math import comb
 
 import pytest
 
-from reasonlab.eval.metrics import maj_at_k, majority, pass_at_k, r1_format_ok
+from reasonlab.eval.metrics import maj_at_k, majority, pass_at_k, r1_format_ok, well_formed
 
 
 @pytest.mark.parametrize("n,c,k", [(10, 3, 1), (10, 3, 5), (16, 0, 4), (5, 5, 2), (20, 7, 10)])
@@ -44,3 +44,18 @@ def test_weighted_majority():
 ])
 def test_r1_format(text, ok):
     assert r1_format_ok(text) is ok
+
+
+@pytest.mark.parametrize("text,layout,ok", [
+    ("<think>2 + 3 = 5</think><answer>5</answer>", True, True),
+    ("<think>\n</think>\n<answer>5</answer>", True, False),  # the layout, no thinking
+    ("<think>\n<answer>5</answer>\n</think>", False, False),  # answer inside the think block
+    ("<think>add them</think><answer>5</answer><answer>6</answer>", False, False),
+])
+def test_well_formed_is_the_layout_with_real_thinking(text, layout, ok):
+    """The one check the format reward, trace filters and eval/GRPO ``nonempty_think_rate`` use."""
+    from reasonlab.rewards import REWARDS
+    from reasonlab.types import Completion, Problem, Sample
+
+    assert r1_format_ok(text) is layout and well_formed(text) is ok
+    assert REWARDS.get("format")([Sample(Problem("p", "q", "5"), [], Completion(text))]) == [float(ok)]

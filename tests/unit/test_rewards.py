@@ -5,7 +5,8 @@ import yaml
 
 from reasonlab.config import from_dict
 from reasonlab.rewards import REWARDS, combine
-from reasonlab.rewards.format import partial_format_score, thinking_nonempty
+from reasonlab.eval.metrics import thinking_nonempty
+from reasonlab.rewards.format import partial_format_score
 from reasonlab.rewards.judge import parse_verdict
 from reasonlab.rewards.language import chain_of_thought, language_share, word_counts
 from reasonlab.tasks.base import get_task

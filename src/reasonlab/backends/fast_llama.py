@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from reasonlab.backends.arch import Arch, Unsupported, describe, rope_tables
 from reasonlab.backends.linear import Linear, can_pack
+from reasonlab.models import base_model
 
 
 def fast_plan(model) -> tuple[Arch | None, str]:
@@ -30,15 +31,6 @@ def fast_plan(model) -> tuple[Arch | None, str]:
         return describe(base_model(model)), ""
     except Unsupported as exc:
         return None, str(exc)
-
-
-def base_model(model):
-    """The ``*ForCausalLM`` under peft/DDP wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
 
 
 def effective_weight(linear) -> torch.Tensor:

@@ -10,24 +10,14 @@ row runs its prompt); the fast path does that. Sampling and stopping use the sam
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
+from reasonlab.models import cache_kwarg
 from reasonlab.tensors import pad
 
 from reasonlab.backends.decode import Rows, StopChecker
 from reasonlab.backends.sampling import sample
 from reasonlab.types import SamplingParams
-
-
-def cache_kwarg(model) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both. Reads the plain
-    model's signature under DDP/peft wrappers (whose ``forward`` takes ``*args, **kwargs``)."""
-    from reasonlab.backends.fast_llama import base_model
-
-    params = inspect.signature(base_model(model).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
 
 
 @torch.inference_mode()

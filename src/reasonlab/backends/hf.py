@@ -17,9 +17,9 @@ import torch
 
 from reasonlab.backends.base import BACKENDS
 from reasonlab.backends.decode import StopChecker, decode
-from reasonlab.backends.fast_llama import FastLlama, base_model, fast_plan
+from reasonlab.backends.fast_llama import FastLlama, fast_plan
 from reasonlab.backends.generic import generic_decode
-from reasonlab.models import prepare_tokenizer, resolve_dtype
+from reasonlab.models import base_model, prepare_tokenizer, resolve_dtype
 from reasonlab.prompts import render_chat
 from reasonlab.types import Completion, Prompt, SamplingParams
 

@@ -22,7 +22,7 @@ def eval_command(
     max_new_tokens: int = typer.Option(256),
     prompt: str = typer.Option("r1", help="Prompt format: r1 | cot | plain."),
     seed: int = typer.Option(0),
-    data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
+    data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     question_field: Optional[str] = typer.Option(None),
     answer_field: Optional[str] = typer.Option(None),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),

@@ -39,7 +39,7 @@ def generate_command(
     api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the server's API key."),
     backend: str = typer.Option("hf", help="hf | vllm | openai (with --base-url)."),
     split: str = typer.Option("train"), limit: Optional[int] = typer.Option(None, help="First N problems."),
-    data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
+    data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable."),
     prompt: str = typer.Option("r1", help="Prompt format: r1 (pre-filled <think>), or r1_noprefill for "
                                "servers that refuse pre-fills or return reasoning_content."),

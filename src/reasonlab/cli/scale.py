@@ -24,7 +24,7 @@ def scale_command(
     temperature: float = typer.Option(0.8),
     max_new_tokens: int = typer.Option(128),
     seed: int = typer.Option(0),
-    data: Optional[str] = typer.Option(None),
+    data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
     backend: str = typer.Option("hf"),
 ) -> None:

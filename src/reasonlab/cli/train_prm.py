@@ -16,7 +16,7 @@ def prm_command(
     model: Optional[str] = typer.Option(None, help="Policy that writes the rollouts, and the backbone."),
     task: str = typer.Option("arith"),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
-    data: Optional[str] = typer.Option(None, help="Data file or directory for file tasks."),
+    data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     out: Path = typer.Option(..., help="Run directory: labels.jsonl, metrics.jsonl, checkpoints/, model/."),
     kind: Optional[str] = typer.Option(None, help="prm (Monte Carlo step labels) | orm (outcome labels)."),
     resume: bool = typer.Option(True, help="Reuse labels and continue from the latest checkpoint in --out."),

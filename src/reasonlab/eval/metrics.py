@@ -8,6 +8,8 @@
   ties go to the group seen first. A missing answer never votes.
 - ``metric_intervals``: 95% bootstrap intervals over problems for per-problem metric values
   (``eval/intervals.py`` says why problems are the unit).
+- ``well_formed``: the R1 format check every part uses (``r1_format_ok``, the tag layout, and
+  ``thinking_nonempty``).
 """
 
 from __future__ import annotations
@@ -71,8 +73,29 @@ def metric_intervals(per_problem: dict[str, Sequence[float]], seed: int = 0) -> 
 
 _R1_FORMAT = re.compile(r"^\s*<think>(?:(?!</?think>|</?answer>).)*</think>\s*"
                         r"<answer>(?:(?!</?think>|</?answer>).)*</answer>\s*$", re.DOTALL)
+MIN_THINK_WORDS = 2
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_TAG = re.compile(r"</?[A-Za-z_]+>")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
 
 
 def r1_format_ok(text: str) -> bool:
-    """Exactly one <think>...</think> block, then exactly one <answer>...</answer>, nothing else."""
+    """The R1 tag layout alone: exactly one <think>...</think> block, then exactly one
+    <answer>...</answer>, nothing else. What the ``format`` reward pays is ``well_formed``."""
     return bool(_R1_FORMAT.match(text))
+
+
+def thinking_nonempty(text: str, min_words: int = MIN_THINK_WORDS) -> bool:
+    """True when the first closed ``<think>`` block holds at least ``min_words`` words (a word:
+    a run of letters or digits, or one CJK character; tags are not words); no closed block ->
+    False. ``rewards/format.py`` says why empty thinking must not count."""
+    m = _THINK.search(text)
+    return bool(m) and len(_WORD.findall(_TAG.sub(" ", m.group(1)))) >= min_words
+
+
+def well_formed(text: str) -> bool:
+    """The one R1 format check: the tag layout with real thinking inside. What the ``format``
+    reward pays and the trace filters keep; eval and GRPO report its rate as
+    ``nonempty_think_rate`` beside ``format_rate`` (the layout alone, ``r1_format_ok``)."""
+    return r1_format_ok(text) and thinking_nonempty(text)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab import prompts as prompt_formats
-from reasonlab.eval.metrics import maj_at_k, metric_intervals, pass_at_k, r1_format_ok
+from reasonlab.eval.metrics import maj_at_k, metric_intervals, pass_at_k, r1_format_ok, well_formed
 from reasonlab.eval.progress import progress_bar
 from reasonlab.io import (append_jsonl, atomic_write_json, check_writable_dir, read_json, read_jsonl,
                           truncate_torn_tail)
@@ -193,11 +193,12 @@ def _prefix(have: Samples, pid: str) -> int:
 
 
 def summarize(per_problem: list[list[dict]], n: int, equiv) -> dict[str, Any]:
-    """Metrics over problems; each inner list holds one problem's n sample rows."""
+    """Metrics over problems; each inner list holds one problem's n sample rows.
+
+    ``format_rate``: the R1 tag layout alone (``r1_format_ok``); ``nonempty_think_rate``: the
+    layout with real thinking (``well_formed``, what the ``format`` reward pays)."""
     if not per_problem:
         return {"problems": 0, "metrics": {}, "tokens_generated": 0}
-    from reasonlab.rewards.format import thinking_nonempty
-
     p1, pk, mk, fmt, think, unjudged, tokens = [], [], [], [], [], 0, 0
     for rows in per_problem:
         rows = sorted(rows, key=lambda r: r["sample_index"])[:n]
@@ -208,7 +209,7 @@ def summarize(per_problem: list[list[dict]], n: int, equiv) -> dict[str, Any]:
         pk.append(pass_at_k(n, c, n))
         mk.append(maj_at_k([r["extracted"] for r in rows], correct, n, equiv))
         fmt.extend(r1_format_ok(r["completion"]) for r in rows)
-        think.extend(r1_format_ok(r["completion"]) and thinking_nonempty(r["completion"]) for r in rows)
+        think.extend(well_formed(r["completion"]) for r in rows)
         tokens += sum(r["tokens"] for r in rows)
     mean = lambda xs: round(sum(xs) / len(xs), 4)  # noqa: E731
     metrics = {"pass@1": mean(p1), f"pass@{n}": mean(pk), f"maj@{n}": mean(mk),

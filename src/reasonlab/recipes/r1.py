@@ -218,15 +218,14 @@ def _well_formed(traces: Path) -> Callable[[Path], Result]:
 
     def fn(folder: Path) -> Result:
         from reasonlab.errors import DataError
-        from reasonlab.eval.metrics import r1_format_ok
-        from reasonlab.rewards.format import thinking_nonempty
+        from reasonlab.eval.metrics import well_formed
 
         if not traces.is_file():
             raise DataError(f"cold_start.traces: {traces} is not a file (give a traces.jsonl)")
         rows = read_jsonl_rows(traces)
         keep = [r for r in rows if isinstance(r.get("messages"), list) and r["messages"]
                 and r["messages"][-1].get("role") == "assistant"
-                and r1_format_ok(text := r["messages"][-1].get("content", "")) and thinking_nonempty(text)
+                and well_formed(r["messages"][-1].get("content", ""))
                 and (r.get("provenance") or {}).get("verdict", {}).get("correct", True) is not False]
         if not keep:
             raise DataError(f"{traces}: none of its {len(rows)} rows is a well-formed correct trace")

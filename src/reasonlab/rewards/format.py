@@ -14,42 +14,28 @@
 Empty thinking pays nothing. In a ``make demo`` run every held-out answer of the final
 checkpoint was ``<think>\\n</think>\\n<answer>N</answer>``: the format reward paid in full for
 skipping the reasoning, the opposite of what R1-Zero shows. So the think block must hold at
-least ``MIN_THINK_WORDS`` words (a word: a run of letters or digits, or one CJK character);
-"<think>.</think>" and "<think>5</think>" fail, "<think>7+5=12</think>" (three numbers) passes.
+least ``MIN_THINK_WORDS`` words (``eval.metrics.thinking_nonempty``; a word: a run of letters
+or digits, or one CJK character); "<think>.</think>" and "<think>5</think>" fail, "<think>7+5=12</think>" (three numbers) passes.
 Tags inside the block are not words: the R1-Zero demo, once empty thinking stopped paying, learned
 ``<think>\n<answer>23</answer>\n</think>`` (the answer *inside* the think block, three "words" with
 the tag names), and ``tag_count`` paid for it.
-All three rewards apply it: ``format`` and ``format_partial`` pay 0 for an empty block, and
+All three rewards apply it: ``format`` (``eval.metrics.well_formed``, the one format check that
+trace filters, recipes, eval and GRPO share) and ``format_partial`` pay 0 for an empty block, and
 ``tag_count`` does not count the think tags of an empty block.
 """
 
 from __future__ import annotations
 
-import re
-
-from reasonlab.eval.metrics import r1_format_ok
+from reasonlab.eval.metrics import thinking_nonempty, well_formed
 from reasonlab.rewards.base import REWARDS
 from reasonlab.types import Sample
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
-MIN_THINK_WORDS = 2
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_TAG = re.compile(r"</?[A-Za-z_]+>")
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-
-
-def thinking_nonempty(text: str, min_words: int = MIN_THINK_WORDS) -> bool:
-    """True when the first closed ``<think>`` block holds at least ``min_words`` words.
-
-    Meant for eval too (a "nonempty_think_rate" beside the format rate); no closed block -> False.
-    """
-    m = _THINK.search(text)
-    return bool(m) and len(_WORD.findall(_TAG.sub(" ", m.group(1)))) >= min_words
 
 
 @REWARDS.register("format")
 def format_reward(samples: list[Sample], **_) -> list[float | None]:
-    return [1.0 if r1_format_ok(s.text) and thinking_nonempty(s.text) else 0.0 for s in samples]
+    return [1.0 if well_formed(s.text) else 0.0 for s in samples]
 
 
 @REWARDS.register("tag_count")

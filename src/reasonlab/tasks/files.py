@@ -7,8 +7,8 @@ Search order for a named file (e.g. ``gsm8k_test.jsonl``):
 3. the evaluation sets shipped inside the package (``reasonlab/data``: GSM8K test, MATH-500);
 4. ``../shared/data`` relative to the working directory, then relative to the repository root
    (found by walking up from this file to ``pyproject.toml``), for files we do not ship;
-5. the HF hub through ``datasets``, only if that library is installed (it is not a dependency)
-   and ``REASONLAB_NO_HUB`` is unset.
+5. the HF hub through ``datasets``, only when asked for with ``REASONLAB_HUB=1``: nothing is
+   downloaded at run time unless the user opts in (tests and the demo never reach the network).
 Errors say where we looked and how to pass ``--data PATH``.
 """
 
@@ -50,14 +50,8 @@ def candidate_dirs() -> list[Path]:
 
 
 def hub_allowed() -> bool:
-    """The hub fallback needs ``datasets`` installed; ``REASONLAB_NO_HUB=1`` turns it off."""
-    if os.environ.get("REASONLAB_NO_HUB"):
-        return False
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """The hub fallback is opt-in: ``REASONLAB_HUB=1`` (``REASONLAB_NO_HUB=1`` still wins)."""
+    return os.environ.get("REASONLAB_HUB", "") not in ("", "0") and not os.environ.get("REASONLAB_NO_HUB")
 
 
 def find_file(filename: str, data: str | None) -> tuple[Path | None, list[str]]:
@@ -99,7 +93,8 @@ def load_records(filename: str, data: str | None, required: tuple[str, ...],
             return [(f"hub:{i}", r) for i, r in enumerate(rows)]
     raise DataError(f"cannot find {filename}; looked in: {', '.join(looked)}. "
                     f"Pass --data PATH (a .jsonl file or a directory holding {filename}), "
-                    f"or set REASONLAB_DATA.")
+                    f"or set REASONLAB_DATA" + (" (or REASONLAB_HUB=1 to download it from the HF hub)."
+                                            if hub is not None and not hub_allowed() else "."))
 
 
 MAX_RECORD_BYTES = 1_000_000  # one problem of more than 1 MB is damage, not data

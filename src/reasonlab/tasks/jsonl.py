@@ -1,7 +1,9 @@
-"""Any JSONL file as a task: ``--data PATH`` plus the names of its question/answer fields.
+"""Any local data set as a task: ``--data PATH`` plus the names of its question/answer fields.
 
-Ids are ``<file stem>/<id_field value>`` when ``id_field`` is given (duplicates are an error),
-else ``<file stem>/<line number>``. The same file serves every split (bring separate files for
+PATH is a JSONL, JSON or parquet file, a ``datasets.save_to_disk`` folder, or a folder of such
+files (``reasonlab/tables.py``), so a downloaded benchmark needs no conversion. Ids are
+``<stem>/<id_field value>`` when ``id_field`` is given (duplicates are an error), else
+``<stem>/<line number>`` (JSONL) or ``<stem>/row<N>`` (the others, 0-based). The same file serves every split (bring separate files for
 train and test). Answers are judged by ``verify.is_equivalent``.
 """
 
@@ -11,21 +13,24 @@ from pathlib import Path
 
 from reasonlab.tasks.base import TASKS
 from reasonlab.tasks.common import ListTask
+from reasonlab.tables import is_dataset_dir, read_records
 from reasonlab.tasks.errors import DataError
-from reasonlab.tasks.files import read_jsonl
+from reasonlab.tasks.files import MAX_RECORD_BYTES
 from reasonlab.types import Problem
 
 
 def _load(data: str, question_field: str, answer_field: str, id_field: str | None) -> list[Problem]:
     path = Path(data).expanduser()
-    if not path.is_file():
-        raise DataError(f"--data {data}: no such file (the jsonl task needs a .jsonl file)")
+    if not path.exists():
+        raise DataError(f"--data {data}: no such file or directory")
     fields = (question_field, answer_field) + ((id_field,) if id_field else ())
-    problems, seen = [], set()
-    for lineno, r in read_jsonl(path, fields):
-        key = str(r[id_field]) if id_field else str(lineno)
+    problems, seen, one = [], set(), path.is_file() or is_dataset_dir(path)
+    for where, r in read_records(path, fields, MAX_RECORD_BYTES):
+        source, _, pos = where.rpartition(":")
+        pos = pos.replace("row ", "row")
+        key = str(r[id_field]) if id_field else pos if one else f"{Path(source).stem}:{pos}"
         if key in seen:
-            raise DataError(f"{path}:{lineno}: duplicate {id_field!r} value {key!r}")
+            raise DataError(f"{where}: duplicate {id_field!r} value {key!r}")
         seen.add(key)
         problems.append(Problem(id=f"{path.stem}/{key}", question=str(r[question_field]),
                                 answer=str(r[answer_field])))

@@ -3,9 +3,9 @@ chain-of-thought with mixed languages, long paragraphs, and code blocks"), plus 
 
 Each filter is a switch in ``FilterConfig`` and each rejection is counted (``pipeline.py``).
 Thresholds are ours; the paper gives none:
-- ``format``: the response is exactly one think block then one answer block (the eval format
-  check) and the thinking is not empty (``rewards.format.thinking_nonempty``): SFT on empty
-  thinking teaches a model to skip reasoning.
+- ``format``: the response is exactly one think block with real thinking then one answer block
+  (``eval.metrics.well_formed``, what the format reward pays): SFT on empty thinking teaches a
+  model to skip reasoning.
 - ``language``: the language reward (share of target-language words in the chain of thought,
   ``rewards.language``) below ``min_language_share``; a CoT with no words is kept.
 - ``code_blocks``: a fenced code block (```) inside the chain of thought of a non-code task.
@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reasonlab.eval.metrics import r1_format_ok
-from reasonlab.rewards.format import thinking_nonempty
+from reasonlab.eval.metrics import well_formed
 from reasonlab.rewards.language import language_share
 
 _FENCE = re.compile(r"^\s*```", re.MULTILINE)
@@ -53,7 +52,7 @@ def longest_paragraph(cot: str) -> int:
 
 def quality_reason(response: str, cot: str, cfg: FilterConfig, code_task: bool) -> str | None:
     """The first quality filter ``response`` fails (its name), or None when it passes all."""
-    if cfg.format and not (r1_format_ok(response) and thinking_nonempty(response)):
+    if cfg.format and not well_formed(response):
         return "format"
     if cfg.language:
         share = language_share(f"<think>{cot}</think>", cfg.lang)

@@ -12,8 +12,8 @@ scripts" and TRL's Trainer without its 3,000 lines):
   position, metrics tail), falling back past damaged checkpoints.
 
 A subclass provides:
-- ``update() -> dict``: one optimizer step's work (data, forward/backward, ``optimizer_step()``),
-  returning its metrics;
+- ``update() -> dict``: one step's work (data, ``accumulate()`` over micro-batches,
+  ``optimizer_step()``), returning its metrics;
 - ``total_steps``; ``data_state()`` / ``load_data_state(d)`` for the data position;
 - optionally ``save_model(dir)`` / ``load_model(dir)`` when the model is not a plain causal LM
   (the PRM's value head), and ``param_groups(model)`` for per-group learning rates.
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -60,7 +61,11 @@ class OptimConfig:
 
 
 def lr_lambda(cfg: OptimConfig, total_steps: int):
-    """Multiplier of the base lr after ``s`` optimizer steps: linear warm-up to 1, then the decay."""
+    """Multiplier of the base lr after ``s`` trainer steps: linear warm-up to 1, then the decay.
+
+    ``s`` counts trainer steps (``update()`` calls, ``total_steps`` of them), not optimizer
+    updates: GRPO's ``mu`` updates on one batch share their step's lr, so ``warmup_steps`` and
+    the decay are in GRPO steps whatever ``mu``, as in SFT and PRM (one update per step)."""
     warm = max(0, cfg.warmup_steps)
 
     def fn(s: int) -> float:
@@ -95,7 +100,9 @@ class Trainer:
         from accelerate import Accelerator
 
         self.cfg, self.out = cfg, Path(out_dir)
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        # the schedule steps once per trainer step; by default accelerate would step it once per
+        # process (it assumes a dataloader whose length shrank with the world size)
+        self.acc = Accelerator(cpu=not torch.cuda.is_available(), step_scheduler_with_optimizer=False)
         if self.acc.is_main_process:
             check_writable_dir(self.out)
         torch.manual_seed(cfg.seed)
@@ -168,12 +175,33 @@ class Trainer:
         """Called after a checkpoint is loaded (GRPO refreshes its sampler's weights)."""
 
     # ---- the loop --------------------------------------------------------------------------
-    def optimizer_step(self) -> float:
-        """Clip, step, schedule, zero; returns the gradient norm before clipping."""
+    def accumulate(self, n_local: int, loss_fn: Callable[[int], torch.Tensor]) -> None:
+        """Backward ``loss_fn(j)`` for this process's micro-batches ``j < n_local``; gradients add up.
+
+        ``loss_fn(j)`` is micro-batch j's share of the step's loss, normalised by the WHOLE step
+        (every micro-batch on every process), so the summed gradient is the one big batch's; it
+        is multiplied by the world size because DDP averages gradients over processes.
+        Gradients sync only in the last backward (``no_sync`` before it). A process with fewer
+        micro-batches than the busiest one backpropagates a zero loss over every trainable
+        parameter for each one it lacks: every process joins every sync, or DDP would hang.
+        """
+        acc = self.acc
+        n = int(acc.gather(torch.tensor([n_local], device=acc.device)).max())
+        for j in range(n):
+            with acc.no_sync(self.model) if j < n - 1 else nullcontext():
+                loss = loss_fn(j) if j < n_local else \
+                    sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+                acc.backward(loss * acc.num_processes)
+
+    def optimizer_step(self, advance_schedule: bool = True) -> float:
+        """Clip, step, zero, and (unless told not to) advance the schedule one trainer step;
+        returns the gradient norm before clipping. GRPO with ``mu`` > 1 advances it on its last
+        update only (``lr_lambda`` counts trainer steps)."""
         max_norm = self.cfg.optim.max_grad_norm
         grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), max_norm) if max_norm > 0 else None
         self.opt.step()
-        self.sched.step()
+        if advance_schedule:
+            self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         return float(grad_norm) if grad_norm is not None else 0.0
 

@@ -1,31 +1,38 @@
 """GRPO trainer (Shao et al. 2024) with the Dr. GRPO and DAPO fixes, on accelerate.
 
 One step: sample G completions for each of ``prompts_per_step`` prompts with the project's own
-sampler (the ``hf`` backend by default, ``vllm`` on a GPU; built through the backend registry), score with rule-based rewards, compute group
-advantages (``algos.advantages``), then ``mu`` policy updates with the clipped loss
-(``algos.losses``), gradient-accumulated over micro-batches whose normaliser is the whole
-batch's. The loop, checkpoints and resume are the training core's (``train/core.py``); this
-file is only the step. Under ``accelerate launch`` each process samples its share of the prompts and
-accelerate reduces gradients (DDP/FSDP/DeepSpeed); nothing here is a home-made distributed layer.
+sampler (the ``hf`` backend by default, ``vllm`` on a GPU; built through the backend registry),
+score with rule-based rewards, compute group advantages (``algos.advantages``), then ``mu``
+policy updates with the registered policy loss (``algos.losses``), each token's loss weighted
+by the importance-sampling correction (``algos.correction``), gradient-accumulated over
+micro-batches whose normaliser is the whole batch's (``Trainer.accumulate``). The loop,
+checkpoints and resume are the training core's (``train/core.py``); this file is only the step.
+Under ``accelerate launch`` each process samples its share of the prompts and accelerate reduces
+gradients (DDP, DeepSpeed ZeRO-1/2; FSDP and ZeRO-3 are refused, ``refuse_sharded``); nothing
+here is a home-made distributed layer.
 
 Departures from TRL's GRPOTrainer: completions are sampled by our sampler from a bf16 copy
 of the weights refreshed after every optimizer step (exactly on-policy up to bf16 rounding);
 with ``mu == 1`` no extra forward computes old log-probs (old = detached current, ratio 1).
+Every step logs ``sampler_logprob_diff`` (and its max): the mean |log pi_sampler - log
+pi_trainer| over the loss's tokens, before the update, from the backend's ``Completion.logprobs``
+(None when it has none): near 0 for ``hf`` in fp32, the off-policy gap TIS corrects for vLLM.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from reasonlab import models
-from reasonlab.algos import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+from reasonlab.algos import AGGREGATIONS, IS_CORRECTIONS, KL_ESTIMATORS, POLICY_LOSSES
 from reasonlab.algos.losses import BatchNorm
 from reasonlab.backends.factory import make_backend
-from reasonlab.eval.metrics import r1_format_ok
+from reasonlab.config import ConfigError
+from reasonlab.eval.metrics import r1_format_ok, well_formed
 from reasonlab.io import append_jsonl
 from reasonlab.tasks.base import get_task
 from reasonlab.train.core import Trainer
@@ -33,6 +40,29 @@ from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.train.policy import plan_micro_batches, shared_prefix_logprobs
 from reasonlab.train.rollout import ProblemStream, Rollout, collect
 from reasonlab.train.signals import reflection_rate
+from reasonlab.tensors import pad
+
+
+def refuse_sharded(distributed_type, deepspeed_plugin, backend: str) -> None:
+    """One line instead of sampling garbage: under FSDP or ZeRO-3 each process holds a shard of
+    every weight, and the sampler (``hf``: ``fast_llama`` copies ``module.weight``; ``vllm``: the
+    live ``state_dict``) would read the shards as if they were the model."""
+    from accelerate.utils import DistributedType
+
+    sharded = distributed_type == DistributedType.FSDP or (
+        distributed_type == DistributedType.DEEPSPEED and getattr(deepspeed_plugin, "zero_stage", 0) == 3)
+    if sharded:
+        raise ConfigError(f"FSDP / ZeRO-3 sharded training is not supported with the {backend} sampler yet "
+                          f"(it would sample from weight shards); use DDP (`accelerate launch --multi_gpu`) "
+                          f"or ZeRO-1/2")
+
+
+@dataclass
+class MicroBatch:
+    prompts: list[tuple[int, ...]]
+    completions: list[tuple[int, ...]]
+    advantages: torch.Tensor  # (B,)
+    sampler_logp: torch.Tensor | None  # (B, C) Completion.logprobs; None unless every row has them
 
 
 class GRPOTrainer(Trainer):
@@ -40,6 +70,7 @@ class GRPOTrainer(Trainer):
 
     def __init__(self, cfg: GRPOConfig, out_dir, model=None, tokenizer=None):
         super().__init__(cfg, out_dir, model, tokenizer, prompt_format=cfg.task.prompt)
+        refuse_sharded(self.acc.distributed_type, self.acc.deepspeed_plugin, cfg.backend.name)
         model = self.base_model
         self.ref = None
         if cfg.algo.beta > 0:  # frozen copy of the initial policy, only when the KL term is on
@@ -51,6 +82,10 @@ class GRPOTrainer(Trainer):
                                     tokenizer=self.tokenizer, dtype=self.dtype, **cfg.backend.options)
         self.task = get_task(cfg.task.name, **cfg.task.options)
         self.stream = ProblemStream(self.task.load(cfg.task.split), cfg.seed)
+        self.policy_loss = POLICY_LOSSES.get(cfg.algo.loss)
+        self.agg = AGGREGATIONS.get(cfg.algo.loss_agg)
+        self.kl_fn = KL_ESTIMATORS.get(cfg.algo.kl)
+        self.correction = IS_CORRECTIONS.get(cfg.correction_name())
 
     def data_state(self) -> dict[str, Any]:
         return {"pos": self.stream.pos}
@@ -76,67 +111,75 @@ class GRPOTrainer(Trainer):
         return metrics
 
     def policy_update(self, roll: Rollout) -> dict[str, float]:
-        cfg, acc = self.cfg, self.acc
+        cfg, acc, mu = self.cfg, self.acc, self.cfg.algo.mu
         idx = [i for i, keep in enumerate(roll.in_loss) if keep]
         # micro-batches that share prompts and/or have similar lengths (cheapest of both)
         plan = plan_micro_batches([roll.samples[i].completion.prompt_token_ids for i in idx],
                                   [roll.samples[i].completion.num_tokens for i in idx], cfg.optim.micro_batch)
-        chunks = [[idx[j] for j in c] for c in plan]
-        n_chunks = int(acc.gather(torch.tensor([len(chunks)], device=acc.device)).max())
+        batches = [self._batch(roll, [idx[j] for j in c]) for c in plan]
         tokens = sum(roll.samples[i].completion.num_tokens for i in idx)
         totals = acc.gather(torch.tensor([float(tokens), float(len(idx))], device=acc.device)).view(-1, 2).sum(0)
         norm = BatchNorm(tokens=float(totals[0]), sequences=float(totals[1]), max_len=cfg.sampling.max_new_tokens)
-        agg = AGGREGATIONS.get(cfg.algo.loss_agg)
-        policy_loss = POLICY_LOSSES.get(cfg.algo.loss)
-        kl_fn = KL_ESTIMATORS.get(cfg.algo.kl)
-        batches = [self._batch(roll, c) for c in chunks]
         old = [None] * len(batches)
-        if cfg.algo.mu > 1:  # importance ratios need the pre-update log-probs
+        if mu > 1:  # importance ratios need the pre-update log-probs
             with torch.no_grad():
                 old = [self._logprobs(self.model, b)[0] for b in batches]
         ref = [None] * len(batches)
         if self.ref is not None:
             with torch.no_grad():
                 ref = [self._logprobs(self.ref, b)[0] for b in batches]
-        sums = {"loss": 0.0, "clip": 0.0, "kl": 0.0, "entropy": 0.0, "tokens": 0.0}
-        for _ in range(cfg.algo.mu):
-            for j in range(n_chunks):
-                last = j == n_chunks - 1
-                ctx = acc.no_sync(self.model) if not last else nullcontext()
-                with ctx:
-                    if j < len(batches):
-                        logp, ent, mask = self._logprobs(self.model, batches[j], with_entropy=True)
-                        adv = batches[j][2]
-                        old_lp = old[j] if old[j] is not None else logp.detach()
-                        tok_loss, clipped = policy_loss(logp, old_lp, adv.to(acc.device),
-                                                                cfg.algo.clip_low, cfg.algo.clip_high)
-                        if ref[j] is not None:
-                            kl = kl_fn(logp, ref[j])
-                            tok_loss = tok_loss + cfg.algo.beta * kl
-                            sums["kl"] += float((kl.detach() * mask).sum())
-                        loss = agg(tok_loss, mask, norm) * acc.num_processes
-                        sums["loss"] += float(loss.detach()) / acc.num_processes
-                        sums["clip"] += float((clipped * mask).sum())
-                        sums["entropy"] += float((ent * mask).sum())
-                        sums["tokens"] += float(mask.sum())
-                    else:  # this process has fewer micro-batches: join the gradient sync
-                        loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
-                    acc.backward(loss)
-            grad_norm = self.optimizer_step()
-        t = max(sums["tokens"], 1.0)
-        return {"loss": sums["loss"] / cfg.algo.mu, "clip_frac": sums["clip"] / t / cfg.algo.mu,
-                "entropy": sums["entropy"] / t / cfg.algo.mu, "kl": sums["kl"] / t / cfg.algo.mu,
+        sums = dict.fromkeys(("loss", "clip", "kl", "entropy", "tokens", "gap", "gap_tokens", "gap_max"), 0.0)
+        for k in range(mu):
+            self.accumulate(len(batches), lambda j: self._loss(batches[j], old[j], ref[j], norm, sums, k == 0))
+            grad_norm = self.optimizer_step(advance_schedule=k == mu - 1)
+        t, gap_t = max(sums["tokens"], 1.0), sums["gap_tokens"]  # t: tokens of all mu passes
+        return {"loss": sums["loss"] / mu, "clip_frac": sums["clip"] / t,
+                "entropy": sums["entropy"] / t, "kl": sums["kl"] / t,
+                "sampler_logprob_diff": sums["gap"] / gap_t if gap_t else float("nan"),
+                "sampler_logprob_diff_max": sums["gap_max"] if gap_t else float("nan"),
                 "grad_norm": grad_norm, "loss_tokens": int(tokens), "loss_seqs": len(idx)}
 
-    def _batch(self, roll: Rollout, chunk: list[int]):
-        samples = [roll.samples[i] for i in chunk]
-        return ([s.completion.prompt_token_ids for s in samples], [s.completion.token_ids for s in samples],
-                torch.tensor([roll.advantages[i] for i in chunk], dtype=torch.float32))
+    def _loss(self, b: MicroBatch, old_lp, ref_lp, norm: BatchNorm, sums: dict[str, float], first: bool):
+        """One micro-batch's share of the loss; adds its statistics to ``sums``. On the first of
+        the ``mu`` passes (weights not yet updated) it also measures the sampler/trainer gap,
+        |log pi_sampler - log pi_trainer| per token, at no extra forward."""
+        a = self.cfg.algo
+        logp, ent, mask = self._logprobs(self.model, b, with_entropy=True)
+        old_lp = logp.detach() if old_lp is None else old_lp
+        sampler_lp = None if b.sampler_logp is None else b.sampler_logp.to(logp.device)
+        tok_loss, clipped = self.policy_loss(logp, old_lp, b.advantages.to(logp.device), mask,
+                                             a.clip_low, a.clip_high)
+        tok_loss = tok_loss * self.correction(old_lp, sampler_lp, a.tis_cap)
+        if ref_lp is not None:
+            kl = self.kl_fn(logp, ref_lp)
+            tok_loss = tok_loss + a.beta * kl
+            sums["kl"] += float((kl.detach() * mask).sum())
+        loss = self.agg(tok_loss, mask, norm)
+        sums["loss"] += float(loss.detach())
+        sums["clip"] += float((clipped * mask).sum())
+        sums["entropy"] += float((ent * mask).sum())
+        sums["tokens"] += float(mask.sum())
+        if first and sampler_lp is not None:
+            gap = (sampler_lp - logp.detach()).abs() * mask
+            sums["gap"] += float(gap.sum())
+            sums["gap_tokens"] += float(mask.sum())
+            sums["gap_max"] = max(sums["gap_max"], float(gap.max()))
+        return loss
 
-    def _logprobs(self, model, batch, with_entropy: bool = False):
-        prompts, completions, _ = batch
-        return shared_prefix_logprobs(model, prompts, completions, self.tokenizer.pad_token_id,
-                                      self.dtype, with_entropy)
+    def _batch(self, roll: Rollout, chunk: list[int]) -> MicroBatch:
+        comps = [roll.samples[i].completion for i in chunk]
+        lps = [c.logprobs for c in comps]
+        sampler = None
+        if all(lp is not None for lp in lps):
+            # the extra row keeps C >= 1, as in policy.shared_prefix_logprobs
+            sampler = pad([list(lp) for lp in lps] + [[0.0]], 0, value_dtype=torch.float32)[0][:-1]
+        return MicroBatch([c.prompt_token_ids for c in comps], [c.token_ids for c in comps],
+                          torch.tensor([roll.advantages[i] for i in chunk], dtype=torch.float32), sampler)
+
+    def _logprobs(self, model, b: MicroBatch, with_entropy: bool = False):
+        """Scored at the sampling temperature (``train/policy.py`` says why)."""
+        return shared_prefix_logprobs(model, b.prompts, b.completions, self.tokenizer.pad_token_id,
+                                      self.dtype, with_entropy, self.cfg.sampling.temperature)
 
     # ---- metrics -----------------------------------------------------------------------
     def _metrics(self, roll: Rollout, stats: dict[str, float], t1: float) -> dict[str, Any]:
@@ -150,7 +193,8 @@ class GRPOTrainer(Trainer):
             m[f"reward/{name}"] = mean(vals)
         acc_vals = [v for v in roll.components.get("accuracy", []) if v is not None]
         m["accuracy"] = mean(acc_vals) if acc_vals else float("nan")
-        m["format_rate"] = mean([float(r1_format_ok(t)) for t in texts])
+        m["format_rate"] = mean([float(r1_format_ok(t)) for t in texts])  # the tag layout alone
+        m["nonempty_think_rate"] = mean([float(well_formed(t)) for t in texts])  # what `format` pays
         m["response_length"] = mean(lens)
         m["reflection_rate"] = reflection_rate(texts)
         m["truncated_rate"] = mean([float(s.completion.finish_reason == "length") for s in roll.samples])

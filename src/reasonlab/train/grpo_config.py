@@ -1,9 +1,9 @@
 """GRPO configuration: one small dataclass per concern, composed by recipe YAML files.
 
 Every field's range and every registry name (task, prompt, rewards, advantage, policy loss,
-aggregation, KL estimator, backend) is checked when the config is loaded (``check()``, called by
-``config.from_dict``): a typo fails in a second with the key's path, not after the model has
-loaded and the first rollout has run.
+aggregation, KL estimator, importance-sampling correction, backend) is checked when the config
+is loaded (``check()``, called by ``config.from_dict``): a typo fails in a second with the key's
+path, not after the model has loaded and the first rollout has run.
 """
 
 from __future__ import annotations
@@ -78,22 +78,32 @@ class SamplingConfig:
 
 @dataclass
 class AlgoConfig:
+    """``mu`` updates on one sampled batch share that GRPO step's learning rate: the schedule
+    (``optim.warmup_steps``, decay) counts GRPO steps, not optimizer updates."""
+
     advantage: str = "grpo"  # grpo | dr_grpo | rloo | module:function
-    loss: str = "clip"  # policy loss: clip (PPO/DAPO clip-higher) | reinforce | module:function
+    loss: str = "clip"  # policy loss: clip (PPO/DAPO clip-higher) | reinforce | gspo | module:function
     loss_agg: str = "token_mean"  # token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
-    clip_low: float = 0.2
-    clip_high: float = 0.2  # DAPO clip-higher: 0.28
+    clip_low: float = 0.2  # gspo clips sequence ratios, far tighter: 3e-4
+    clip_high: float = 0.2  # DAPO clip-higher: 0.28; gspo: 4e-4
     beta: float = 0.0  # KL coefficient; the reference model is loaded only when > 0
     kl: str = "k3"
     mu: int = 1  # policy updates per sampled batch
+    # sampler/trainer mismatch (algos/correction.py): auto = none for the hf backend (our sampler
+    # runs the trainer's weights, on-policy up to bf16 rounding), tis for any other engine
+    correction: str = "auto"  # auto | none | tis | module:function
+    tis_cap: float = 2.0  # tis: the cap C of min(pi_old / pi_sampler, C)
 
     def check(self) -> None:
-        from reasonlab.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+        from reasonlab.algos import ADVANTAGES, AGGREGATIONS, IS_CORRECTIONS, KL_ESTIMATORS, POLICY_LOSSES
 
         require_name(ADVANTAGES, self.advantage, "advantage")
         require_name(POLICY_LOSSES, self.loss, "loss")
         require_name(AGGREGATIONS, self.loss_agg, "loss_agg")
         require_name(KL_ESTIMATORS, self.kl, "kl")
+        if self.correction != "auto":
+            require_name(IS_CORRECTIONS, self.correction, "correction")
+        require(self.tis_cap > 0, "tis_cap", f"must be > 0, got {self.tis_cap}")
         require(0 <= self.clip_low < 1, "clip_low", f"must be in [0, 1), got {self.clip_low}")
         require(self.clip_high >= 0, "clip_high", f"must be >= 0, got {self.clip_high}")
         require(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
@@ -137,3 +147,9 @@ class GRPOConfig:
     def check(self) -> None:
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         check_common(self)
+
+    def correction_name(self) -> str:
+        """The importance-sampling correction to use, ``algo.correction: auto`` resolved."""
+        if self.algo.correction != "auto":
+            return self.algo.correction
+        return "none" if self.backend.name == "hf" else "tis"

@@ -4,6 +4,12 @@ Layout: prompts are left-padded and completions right-padded, so every completio
 same column P and ``logits_to_keep = C + 1`` makes the model compute the LM head only on the
 completion positions (the vocab projection is ~20% of a 135M model's FLOPs per token).
 Tensors: ids, attn (B, P + C); completion ids and mask (B, C); logp (B, C).
+
+``temperature``: the trainer scores under the distribution the completions were sampled from,
+softmax(logits / T), as TRL and verl do: the policy gradient is the one of the sampling policy,
+and ``Completion.logprobs`` (the sampler's, also at T) are comparable with the trainer's (the
+sampler/trainer gap metric and truncated importance sampling need that). Top-p truncation is
+not applied here (nor in TRL or verl).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reasonlab.backends.generic import cache_kwarg
+from reasonlab.models import cache_kwarg
 from reasonlab.tensors import pad
 
 
@@ -53,8 +59,8 @@ def completion_logprobs(model, batch: SeqBatch, autocast_dtype: torch.dtype | No
 
 
 def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: list[tuple[int, ...]],
-                           pad_id: int, autocast_dtype: torch.dtype | None, with_entropy: bool = False
-                           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                           pad_id: int, autocast_dtype: torch.dtype | None, with_entropy: bool = False,
+                           temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Like ``completion_logprobs`` but each distinct prompt is run once, not once per sample.
 
     GRPO samples G completions per prompt; the R1 prompt is often longer than the answer, so
@@ -92,7 +98,8 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     # log-softmax over the vocabulary only where there is a real token: right padding is often
     # half of a (B, C, V) tensor that is hundreds of MB, and its cost is pure memory traffic
     keep = mask.to(device).bool()
-    logp_all = torch.log_softmax(logits[keep].float(), dim=-1)  # (N, V), N real tokens
+    real = logits[keep].float()
+    logp_all = torch.log_softmax(real if temperature == 1.0 else real / temperature, dim=-1)  # (N, V)
     picked = logp_all.gather(-1, ids_c.to(device)[keep][:, None]).squeeze(-1)
     zeros = torch.zeros(B, C, device=device, dtype=torch.float32)
     logp = zeros.masked_scatter(keep, picked)

@@ -191,20 +191,32 @@ class PRMTrainer(Trainer):
         return groups + ([{"params": trainable, "lr": self.cfg.lr}] if trainable else [])
 
     def update(self) -> dict[str, Any]:
-        """The position is a function of the step: (epoch, batch) = divmod(step, per_epoch)."""
+        """The position is a function of the step: (epoch, batch) = divmod(step, per_epoch). Each
+        process takes every world-th solution of the batch; the loss is the BCE summed over the
+        labelled step ends / those of the whole batch, so any world size gives the same gradient."""
+        acc = self.acc
         epoch, b = divmod(self.step, self.per_epoch)
         order = list(range(len(self.encoded)))
         random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(order)
         batch = [self.encoded[k] for k in order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]]
-        ids, attn = pad([x[0] for x in batch], self.tokenizer.pad_token_id or 0)
-        logits = self.model(ids.to(self.acc.device), attn.to(self.acc.device))
-        rows = torch.tensor([j for j, x in enumerate(batch) for _ in x[1]])
-        cols = torch.tensor([k for x in batch for k in x[1]])
-        target = torch.tensor([y for x in batch for y in x[2]], dtype=torch.float32, device=logits.device)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[rows, cols], target)
-        self.acc.backward(loss)
+        mine = batch[acc.process_index::acc.num_processes]
+        local = sum(len(x[1]) for x in mine)
+        total = int(acc.gather(torch.tensor([local], device=acc.device)).sum())
+        bce = []
+
+        def loss_of(_: int) -> torch.Tensor:
+            ids, attn = pad([x[0] for x in mine], self.tokenizer.pad_token_id or 0)
+            logits = self.model(ids.to(acc.device), attn.to(acc.device))
+            rows = torch.tensor([j for j, x in enumerate(mine) for _ in x[1]])
+            cols = torch.tensor([k for x in mine for k in x[1]])
+            target = torch.tensor([y for x in mine for y in x[2]], dtype=torch.float32, device=logits.device)
+            s = torch.nn.functional.binary_cross_entropy_with_logits(logits[rows, cols], target, reduction="sum")
+            bce.append(float(s.detach()))
+            return s / max(total, 1)
+
+        self.accumulate(1 if mine else 0, loss_of)
         self.optimizer_step()
-        return {"epoch": epoch, "loss": loss.item()}
+        return {"epoch": epoch, "loss": sum(bce) / max(local, 1)}
 
     def save_model(self, path: Path) -> None:
         """A checkpoint is a whole scorer: HF backbone (plain transformers loads it) + value head."""

@@ -13,7 +13,6 @@ continues with exactly the batch an uninterrupted run would have taken.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 import bisect
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from reasonlab.config import require
 from reasonlab.io import MAX_LINE_BYTES, atomic_write_json
 from reasonlab.models import LoraConfig
 from reasonlab.train.core import OptimConfig, Trainer, check_common
+from reasonlab.train.sft_formats import ReadSpec
 from reasonlab.train.sft_data import collate, epoch_order, load_sft_data, n_targets, plan_batches
 from reasonlab.train.sft_loss import sft_loss
 
@@ -31,7 +31,10 @@ from reasonlab.train.sft_loss import sft_loss
 @dataclass
 class SFTConfig:
     model: str = "smollm2-135m"
-    data: str = ""  # a JSONL file or a directory of *.jsonl (``--data``)
+    data: str = ""  # JSONL / JSON / parquet file, datasets folder, or a folder of them (``--data``)
+    format: str = "auto"  # SFT data format (sft_formats.SFT_FORMATS), detected per record when auto
+    fields: dict[str, str] = field(default_factory=dict)  # logical field -> column, e.g. question: problem
+    openr1_generations: str = "first"  # first | verified | all (the openr1 format's generations)
     epochs: int = 1
     max_steps: int = 0  # > 0: stop after this many optimizer steps
     seed: int = 0
@@ -54,12 +57,17 @@ class SFTConfig:
         require(self.max_steps >= 0, "max_steps", f"must be >= 0, got {self.max_steps}")
         require(self.max_len >= 8, "max_len", f"must be >= 8, got {self.max_len}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        self.read_spec().check()
         if self.prompt not in ("auto", "none"):
             from reasonlab.config import require_name
             from reasonlab.prompts import PROMPTS
 
             require_name(PROMPTS, self.prompt, "prompt")
         check_common(self)
+
+
+    def read_spec(self) -> ReadSpec:
+        return ReadSpec(self.format, dict(self.fields), self.openr1_generations)
 
 
 class SFTTrainer(Trainer):
@@ -76,11 +84,13 @@ class SFTTrainer(Trainer):
             tokenizer = load_tokenizer(cfg.model)  # fail on bad data before loading weights
         if tokenizer is not None:
             self.examples, self.stats = load_sft_data(cfg.data, tokenizer, cfg.max_len,
-                                                      on_bad_rows=cfg.on_bad_rows, truncate=cfg.truncate)
+                                                      on_bad_rows=cfg.on_bad_rows, truncate=cfg.truncate,
+                                                      spec=cfg.read_spec())
         super().__init__(cfg, out_dir, model, tokenizer, prompt_format=_prompt_format(cfg))
         if tokenizer is None:  # model given without tokenizer: the core loaded one
             self.examples, self.stats = load_sft_data(cfg.data, self.tokenizer, cfg.max_len,
-                                                      on_bad_rows=cfg.on_bad_rows, truncate=cfg.truncate)
+                                                      on_bad_rows=cfg.on_bad_rows, truncate=cfg.truncate,
+                                                      spec=cfg.read_spec())
         lengths = [len(e) for e in self.examples]
         self.plans = [plan_batches(lengths, epoch_order(len(lengths), cfg.seed, e), cfg.batch_size,
                                    cfg.max_len, cfg.pack) for e in range(cfg.epochs)]
@@ -117,21 +127,17 @@ class SFTTrainer(Trainer):
                            share_prefix=not cfg.pack) for mb in micro]
         local = sum(n_targets(x) for x in batches)
         total = int(acc.gather(torch.tensor([local], device=acc.device)).sum())
-        n_micro = int(acc.gather(torch.tensor([len(batches)], device=acc.device)).max())
-        loss_sum, tokens = 0.0, 0
-        for j in range(n_micro):
-            ctx = acc.no_sync(self.model) if j < n_micro - 1 else nullcontext()
-            with ctx:
-                if j < len(batches):
-                    s, _ = sft_loss(self.model, batches[j], self.dtype)
-                    loss_sum += float(s.detach())
-                    tokens += int(batches[j]["input_ids"].numel())
-                    loss = s / max(total, 1) * acc.num_processes
-                else:  # this process has fewer micro-batches: join the gradient sync
-                    loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
-                acc.backward(loss)
+        loss_sums = []
+
+        def loss_of(j: int) -> torch.Tensor:
+            s, _ = sft_loss(self.model, batches[j], self.dtype)
+            loss_sums.append(float(s.detach()))
+            return s / max(total, 1)
+
+        self.accumulate(len(batches), loss_of)
         grad_norm = self.optimizer_step()
-        return {"epoch": epoch, "loss": loss_sum / max(local, 1), "target_tokens": total,
+        tokens = sum(int(x["input_ids"].numel()) for x in batches)
+        return {"epoch": epoch, "loss": sum(loss_sums) / max(local, 1), "target_tokens": total,
                 "row_tokens": tokens, "rows": len(rows), "grad_norm": grad_norm,
                 "dropped_too_long": self.stats.too_long, "bad_rows_skipped": self.stats.bad_rows}
 
@@ -143,19 +149,23 @@ def _prompt_format(cfg: SFTConfig) -> str | None:
     if cfg.prompt != "auto":
         return cfg.prompt
     from reasonlab import prompts
-    from reasonlab.train.sft_rows import data_files, read_rows, to_conversation
+    from reasonlab.tables import data_sources, iter_rows
+    from reasonlab.train.sft_formats import conversations
 
-    for file in data_files(cfg.data):
-        for src, record, error in read_rows(file, MAX_LINE_BYTES):
+    spec = cfg.read_spec()
+    for source in data_sources(cfg.data):
+        for src, record, error in iter_rows(source, MAX_LINE_BYTES):
             if error is not None:
                 continue
             try:
-                msgs = to_conversation(src, record).messages
+                convs = conversations(src, record, spec)[1]
             except Exception:  # noqa: BLE001 - bad rows are reported by load_sft_data
                 continue
+            if not convs:
+                continue
+            msgs = convs[0].messages
             system = msgs[0]["content"] if msgs[0]["role"] == "system" else None
             assistant = next((m["content"] for m in msgs if m["role"] == "assistant"), "")
             r1 = system == prompts.R1_SYSTEM and assistant.startswith(prompts.THINK_PREFILL.strip())
             return "r1" if r1 else None
     return None
-

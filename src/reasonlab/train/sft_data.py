@@ -8,7 +8,9 @@ Pipeline (each step a pure function, so the trainer can resume at an exact batch
     batch = collate([[examples[i] for i in row] for row in batches[k]], pad_id)
     loss_sum, n = sft_loss(model, batch)                            # train/sft_loss.py
 
-Rows, normalisation to the R1 format and bad-row reasons: ``sft_rows.py``. Masks (every
+Files (JSONL, JSON, parquet, ``datasets`` folders): ``reasonlab/tables.py``. Schemas (ShareGPT,
+s1K, OpenR1, messages, prompt/completion), detected per record: ``sft_formats.py``. Rows,
+normalisation to the R1 format and bad-row reasons: ``sft_rows.py``. Masks (every
 assistant token, ``<think>`` block and end-of-turn marker included, verified against the chat
 template): ``sft_masks.py``.
 
@@ -43,8 +45,10 @@ import torch
 
 from reasonlab.errors import DataError
 from reasonlab.io import MAX_LINE_BYTES
+from reasonlab.tables import data_sources, iter_rows
+from reasonlab.train.sft_formats import ReadSpec, conversations
 from reasonlab.train.sft_masks import encode
-from reasonlab.train.sft_rows import Conversation, data_files, read_rows, to_conversation
+from reasonlab.train.sft_rows import Conversation
 
 IGNORE = -100
 LISTED = 5  # bad rows named in the error and kept in the stats
@@ -69,6 +73,8 @@ class SFTStats:
     truncated: int = 0
     tokens: int = 0
     target_tokens: int = 0
+    unverified: int = 0  # OpenR1 records with no verified generation (none asked for)
+    formats: dict[str, int] = field(default_factory=dict)  # records read by each format
     bad_row_samples: list[str] = field(default_factory=list)  # first LISTED "file:line: reason"
     too_long_samples: list[str] = field(default_factory=list)  # first LISTED "file:line"
 
@@ -78,41 +84,49 @@ class SFTStats:
 
 
 def load_sft_data(path: str | Path, tokenizer, max_len: int, *, on_bad_rows: str = "fail",
-                  truncate: bool = False, max_line_bytes: int = MAX_LINE_BYTES
-                  ) -> tuple[list[SFTExample], SFTStats]:
-    """All examples of a JSONL file or a directory of ``*.jsonl``, in file and line order.
+                  truncate: bool = False, max_line_bytes: int = MAX_LINE_BYTES,
+                  spec: ReadSpec = ReadSpec()) -> tuple[list[SFTExample], SFTStats]:
+    """All examples under ``path`` (a file or folder, see ``tables.py``), in file and row order.
 
     on_bad_rows: "fail" raises one DataError naming the first few bad rows (``file:line: reason``)
     and the total, before any training; "skip" leaves them out and counts them in the stats.
     """
     if on_bad_rows not in ("fail", "skip"):
         raise DataError(f"on_bad_rows: expected 'fail' or 'skip', got {on_bad_rows!r}")
+    spec.check()
     stats, examples, bad = SFTStats(), [], []
     cap = max_len * max_token_chars(tokenizer)
-    for file in data_files(path):
-        for src, record, error in read_rows(file, max_line_bytes):
+    for source in data_sources(path):
+        for src, record, error in iter_rows(source, max_line_bytes):
             stats.rows += 1
             try:
                 if error is not None:
                     raise DataError(f"{src}: {error}")
-                made = make_example(tokenizer, to_conversation(src, record), max_len, truncate, cap)
+                name, convs = conversations(src, record, spec)
+                made = [make_example(tokenizer, c, max_len, truncate, cap) for c in convs]
             except DataError as exc:
                 bad.append(str(exc))
                 continue
-            if made is None:
-                stats.too_long += 1
-                if len(stats.too_long_samples) < LISTED:
-                    stats.too_long_samples.append(src)
-                continue
-            examples.append(made[0])
-            stats.truncated += made[1]
+            stats.formats[name] = stats.formats.get(name, 0) + 1
+            stats.unverified += not convs
+            for conv, one in zip(convs, made):
+                if one is None:
+                    stats.too_long += 1
+                    if len(stats.too_long_samples) < LISTED:
+                        stats.too_long_samples.append(conv.source)
+                    continue
+                examples.append(one[0])
+                stats.truncated += one[1]
     stats.bad_rows, stats.bad_row_samples = len(bad), bad[:LISTED]
     if bad and on_bad_rows == "fail":
         raise DataError(f"{len(bad)} bad row(s) of {stats.rows} in {path} (on_bad_rows=skip skips "
                         f"them); first {min(len(bad), LISTED)}: " + " | ".join(bad[:LISTED]))
+    if stats.rows == 0:
+        raise DataError(f"{path}: no records (empty dataset)")
     if not examples:
         raise DataError(f"{path}: no usable examples ({stats.rows} rows, {stats.bad_rows} bad, "
-                        f"{stats.too_long} longer than max_len={max_len})")
+                        f"{stats.too_long} longer than max_len={max_len}, {stats.unverified} with no "
+                        f"verified trace)")
     stats.examples = len(examples)
     stats.tokens = sum(len(e) for e in examples)
     stats.target_tokens = sum(sum(e.mask) for e in examples)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reasonlab.backends.generic import cache_kwarg
+from reasonlab.models import cache_kwarg
 from reasonlab.train.sft_data import IGNORE
 
 

@@ -23,11 +23,9 @@ Each bad row is reported as ``file:line: reason``; nothing is silently dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from reasonlab.errors import DataError
-from reasonlab.io import iter_jsonl
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ROLES = ("system", "user", "assistant", "tool")
@@ -45,44 +43,29 @@ class Conversation:
         return sum(len(m["content"]) for m in self.messages)
 
 
-def data_files(path: str | Path) -> list[Path]:
-    """A JSONL file, or every ``*.jsonl`` directly inside a directory (sorted, so the example
-    order — and with it resume — does not depend on the file system)."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise DataError(f"{path}: directory has no *.jsonl files")
-        return files
-    if not path.exists():
-        raise DataError(f"{path}: no such file or directory")
-    return [path]
-
-
-def read_rows(path: Path, max_line_bytes: int) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
-    """Yield ("file:line", record or None, error or None) for every non-blank line: SFT lists
-    every bad line (and skips them on request), so it reads with ``io.iter_jsonl``, which
-    reports a bad line instead of raising at the first one."""
-    for lineno, record, error, _ in iter_jsonl(path, max_line_bytes):
-        yield f"{path}:{lineno}", record, error
-
-
 def to_conversation(src: str, row: dict[str, Any]) -> Conversation:
-    """Normalise one parsed row; raises DataError("file:line: reason") when it is unusable."""
+    """Normalise one parsed ``messages`` or ``prompt``/``completion`` row; raises
+    DataError("file:line: reason") when it is unusable. Other schemas: ``sft_formats``."""
     try:
-        if "messages" in row:
-            msgs = _messages(row["messages"], "messages")
-            targets = tuple(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-            if not targets:
-                raise ValueError("conversation has no assistant turn")
-        elif "prompt" in row and "completion" in row:
-            msgs, targets = _prompt_completion(row)
-        else:
-            raise ValueError(f"expected 'messages' or 'prompt' + 'completion' (fields present: "
-                             f"{', '.join(row) or 'none'})")
-        return Conversation(src, tuple(msgs), targets)
+        msgs, targets = messages_targets(row)
     except ValueError as exc:
         raise DataError(f"{src}: {exc}") from None
+    return Conversation(src, tuple(msgs), targets)
+
+
+def messages_targets(row: dict[str, Any]) -> tuple[list[dict[str, str]], tuple[int, ...]]:
+    """(normalised messages, indices of the target turns) of a ``messages`` or
+    ``prompt``/``completion`` row; ValueError with the reason when it is unusable."""
+    if "messages" in row:
+        msgs = _messages(row["messages"], "messages")
+        targets = tuple(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        if not targets:
+            raise ValueError("conversation has no assistant turn")
+        return msgs, targets
+    if "prompt" in row and "completion" in row:
+        return _prompt_completion(row)
+    raise ValueError(f"expected 'messages' or 'prompt' + 'completion' (fields present: "
+                     f"{', '.join(row) or 'none'})")
 
 
 def _prompt_completion(row: dict[str, Any]) -> tuple[list[dict[str, str]], tuple[int, ...]]:
