@@ -72,7 +72,7 @@ def test_grpo_two_steps_on_embedded_model_gives_loadable_checkpoint(tmp_path):
 
     out = tmp_path / "g"
     run("train", "grpo", "--out", str(out), "steps=2", "save_every=2", "sampling.prompts_per_step=2",
-        "sampling.group_size=4", "sampling.max_new_tokens=24", "tensorboard=false")
+        "sampling.group_size=4", "sampling.max_new_tokens=24", "report_to=none")
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(l["loss"] is not None for l in lines)
     model = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-2")
@@ -87,7 +87,7 @@ def test_demo_default_recipe_with_tiny_budgets_and_a_plain_transformers_check(tm
     r = run("demo", "--out", str(out), "--eval-limit", "4", "cold_start.worked.limit=24", "sft_cold.max_steps=2",
             "sft_cold.save_every=2", "grpo.steps=1", "grpo.save_every=1", "grpo.sampling.prompts_per_step=2",
             "grpo.sampling.group_size=2", "grpo.sampling.max_new_tokens=24", "eval.max_new_tokens=24",
-            "sft_cold.tensorboard=false", "grpo.tensorboard=false")
+            "sft_cold.report_to=none", "grpo.report_to=none")
     s = json.loads((out / "summary.json").read_text())
     assert list(s["evals"]) == ["base", "cold-start SFT", "cold-start SFT + GRPO", "final, plain transformers"]
     rows = [json.loads(x) for x in (out / "eval_plain" / "samples.jsonl").read_text().splitlines()]

@@ -9,41 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from reasonlab.cli.main import app
+from cli_run import assert_one_line, no_model_load, run  # noqa: F401 (no_model_load: a fixture)
 from tiny_model_dir import save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "m")
-
-
-@pytest.fixture
-def no_model_load(monkeypatch):
-    """Fail the test if a command gets as far as building a backend."""
-    import reasonlab.backends.factory as backends
-
-    def refuse(*a, **k):
-        raise AssertionError("the model was loaded before the bad input was refused")
-
-    monkeypatch.setattr(backends, "make_backend", refuse)
-
-
-def run(args: list[str], env: dict | None = None):
-    # a key in ``env`` is restored afterwards (None: unset meanwhile), so --debug cannot leak
-    return CliRunner().invoke(app, args, env={"REASONLAB_DEBUG": None, **(env or {})})
-
-
-def assert_one_line(result, *words: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in result.output, err
-    for w in words:
-        assert w in err, err
-    return err
 
 
 EVAL = ["eval", "--task", "arith", "--limit", "2", "--max-new-tokens", "4"]

@@ -15,7 +15,7 @@ from reasonlab.train.grpo_config import GRPOConfig
 
 
 def grpo_cfg(model_dir, **extra) -> dict:
-    cfg = {"model": str(model_dir), "steps": 4, "dtype": "fp32", "seed": 1, "tensorboard": False,
+    cfg = {"model": str(model_dir), "steps": 4, "dtype": "fp32", "seed": 1, "report_to": "none",
            "rewards": {"weights": {"toy_rewards:vowels": 1.0}},
            "sampling": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 6},
            "optim": {"lr": 1e-3, "micro_batch": 4}, "save_every": 2, "keep_last": 3}

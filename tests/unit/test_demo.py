@@ -10,9 +10,9 @@ from reasonlab.io import read_json, read_jsonl_rows
 
 TINY_R1 = ["cold_start.worked.limit=12", "cold_start.worked.task.options.max_number=9",
            "sft_cold.max_steps=2", "sft_cold.batch_size=4", "sft_cold.dtype=fp32",
-           "sft_cold.save_every=1", "sft_cold.tensorboard=false", "grpo.steps=2", "grpo.dtype=fp32",
+           "sft_cold.save_every=1", "sft_cold.report_to=none", "grpo.steps=2", "grpo.dtype=fp32",
            "grpo.save_every=1", "grpo.sampling.prompts_per_step=2", "grpo.sampling.group_size=2",
-           "grpo.sampling.max_new_tokens=6", "grpo.sampling.dynamic_sampling=false", "grpo.tensorboard=false",
+           "grpo.sampling.max_new_tokens=6", "grpo.sampling.dynamic_sampling=false", "grpo.report_to=none",
            "eval.max_new_tokens=8"]
 
 
@@ -50,7 +50,7 @@ def test_r1_zero_demo_runs_end_to_end_and_resumes(tmp_path, tiny_dir):
     out = tmp_path / "demo"
     args = ["demo", "--recipe", "r1-zero", "--out", str(out), "--eval-limit", "3", f"model={tiny_dir}", "steps=2",
             "dtype=fp32", "save_every=1", "sampling.prompts_per_step=2", "sampling.group_size=2",
-            "sampling.max_new_tokens=6", "sampling.dynamic_sampling=false", "tensorboard=false"]
+            "sampling.max_new_tokens=6", "sampling.dynamic_sampling=false", "report_to=none"]
     run(args)
     s = json.loads((out / "summary.json").read_text())
     assert s["steps"] == 2 and s["final_checkpoint"].endswith("step-2")

@@ -20,7 +20,7 @@ CLI = [sys.executable, "-m", "reasonlab.cli.main"]
 
 
 def tiny_config(model_dir, **extra) -> dict:
-    cfg = {"model": str(model_dir), "steps": 4, "dtype": "fp32", "seed": 3, "tensorboard": False,
+    cfg = {"model": str(model_dir), "steps": 4, "dtype": "fp32", "seed": 3, "report_to": "none",
            "rewards": {"weights": {"toy_rewards:vowels": 1.0, "tag_count": 0.5}},
            "sampling": {"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 12},
            "optim": {"lr": 1e-3, "micro_batch": 4}, "save_every": 2, "keep_last": 3}

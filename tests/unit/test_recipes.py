@@ -76,7 +76,7 @@ TASK = {"name": "arith", "options": {"max_number": 9}, "split": "train", "prompt
 
 
 def sft_cfg(model=None, **extra) -> dict:
-    c = {"epochs": 2, "batch_size": 4, "max_len": 128, "pack": False, "dtype": "fp32", "tensorboard": False,
+    c = {"epochs": 2, "batch_size": 4, "max_len": 128, "pack": False, "dtype": "fp32", "report_to": "none",
          "save_every": 1, "keep_last": 2, "optim": {"lr": 3e-3, "warmup_steps": 1, "micro_batch": 4}}
     if model is not None:
         c["model"] = str(model)
@@ -282,7 +282,7 @@ def r1_traces(path, n: int):
 
 
 def test_r1_end_to_end_and_bad_config_errors(tmp_path, tiny):
-    grpo = {"steps": 2, "dtype": "fp32", "task": TASK, "tensorboard": False, "save_every": 1,
+    grpo = {"steps": 2, "dtype": "fp32", "task": TASK, "report_to": "none", "save_every": 1,
             "rewards": {"weights": {"accuracy": 1.0, "format": 1.0, "language": 0.5}},
             "sampling": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 8},
             "optim": {"lr": 1e-3, "micro_batch": 4}}

@@ -35,7 +35,7 @@ def data(tmp_path_factory):
 
 def cfg(model_dir, data_path, **extra) -> dict:
     c = {"model": str(model_dir), "data": str(data_path), "epochs": 2, "dtype": "fp32", "seed": 5,
-         "max_len": 128, "batch_size": 4, "pack": False, "tensorboard": False, "save_every": 1, "keep_last": 20,
+         "max_len": 128, "batch_size": 4, "pack": False, "report_to": "none", "save_every": 1, "keep_last": 20,
          "optim": {"lr": 3e-3, "warmup_steps": 2, "schedule": "cosine", "micro_batch": 2}}
     c.update(extra)
     return c

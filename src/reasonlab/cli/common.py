@@ -44,6 +44,19 @@ def friendly_errors():
         raise typer.Exit(2) from None
 
 
+def above(low: float, high: float | None = None):
+    """An option callback for an open lower bound, ``low < x`` (``min=`` is inclusive): give the
+    option ``min=low`` (and ``max=high``) as well, so that --help shows the range."""
+    text = f"{low}<x<={high}" if high is not None else f"x>{low}"
+
+    def check(value):
+        if value is not None and value <= low:
+            raise typer.BadParameter(f"{value} is not in the range {text}.")
+        return value
+
+    return check
+
+
 def print_summary(summary: dict) -> None:
     from rich.table import Table
 

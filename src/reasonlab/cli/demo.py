@@ -18,7 +18,7 @@ def demo_command(
     recipe: str = typer.Option("r1", help="r1: cold-start SFT on worked solutions, then GRPO (default); "
                                           "r1-zero: GRPO from the base model alone."),
     config: Optional[str] = typer.Option(None, help="Recipe name or YAML path (default: r1_demo or r1_zero_arith)."),
-    eval_limit: int = typer.Option(100, help="Held-out problems for the evaluations."),
+    eval_limit: int = typer.Option(100, min=1, help="Held-out problems for the evaluations."),
 ) -> None:
     """Base eval -> (cold-start SFT ->) GRPO -> eval of the saved model, also with plain transformers
     -> OUT/report.html. Re-running the same command resumes."""

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from reasonlab.cli.common import friendly_errors, print_summary, task_options
+from reasonlab.cli.common import above, friendly_errors, print_summary, task_options
 
 
 def eval_command(
@@ -15,13 +15,13 @@ def eval_command(
     task: str = typer.Option(..., help="Task name (arith, countdown, gsm8k, math500, jsonl, ...)."),
     out: Path = typer.Option(..., help="Run directory; re-running with it resumes."),
     split: str = typer.Option("test"),
-    limit: Optional[int] = typer.Option(None, help="First N problems only."),
-    n: int = typer.Option(1, help="Samples per problem (pass@n, maj@n)."),
-    temperature: Optional[float] = typer.Option(None, help="Default: 0 for n=1, else 0.7."),
-    top_p: float = typer.Option(1.0),
-    max_new_tokens: int = typer.Option(256),
+    limit: Optional[int] = typer.Option(None, min=1, help="First N problems only."),
+    n: int = typer.Option(1, min=1, help="Samples per problem (pass@n, maj@n)."),
+    temperature: Optional[float] = typer.Option(None, min=0, help="Default: 0 for n=1, else 0.7."),
+    top_p: float = typer.Option(1.0, min=0, max=1, callback=above(0, 1)),
+    max_new_tokens: int = typer.Option(256, min=1),
     prompt: str = typer.Option("r1", help="Prompt format: r1 | cot | plain."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     question_field: Optional[str] = typer.Option(None),
     answer_field: Optional[str] = typer.Option(None),

@@ -8,17 +8,22 @@ from typing import List, Optional
 
 import typer
 
-from reasonlab.cli.common import console, dumps, friendly_errors, task_options
+from reasonlab.cli.common import above, console, dumps, friendly_errors, task_options
 
 
 def _band(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(x) for x in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"--band expects LO,HI (e.g. 0,0.5), got {text!r}") from None
+        raise typer.BadParameter(f"expected LO,HI (e.g. 0,0.5), got {text!r}", param_hint="'--band'") from None
     if not 0 <= lo <= hi <= 1:
-        raise typer.BadParameter(f"--band needs 0 <= LO <= HI <= 1, got {text!r}")
+        raise typer.BadParameter(f"needs 0 <= LO <= HI <= 1, got {text!r}", param_hint="'--band'")
     return lo, hi
+
+
+def _check_band(text: str) -> str:
+    _band(text)  # up front, before any model loads
+    return text
 
 
 def _api_key(var: Optional[str], flag: str) -> Optional[str]:
@@ -38,36 +43,37 @@ def generate_command(
     base_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (implies --backend openai)."),
     api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the server's API key."),
     backend: str = typer.Option("hf", help="hf | vllm | openai (with --base-url)."),
-    split: str = typer.Option("train"), limit: Optional[int] = typer.Option(None, help="First N problems."),
+    split: str = typer.Option("train"), limit: Optional[int] = typer.Option(None, min=1, help="First N problems."),
     data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable."),
     prompt: str = typer.Option("r1", help="Prompt format: r1 (pre-filled <think>), or r1_noprefill for "
                                "servers that refuse pre-fills or return reasoning_content."),
-    temperature: float = typer.Option(0.7), top_p: float = typer.Option(1.0),
-    max_new_tokens: int = typer.Option(1024), seed: int = typer.Option(0),
-    concurrency: int = typer.Option(8, help="Requests in flight (remote teachers)."),
-    batch: int = typer.Option(8, help="Problems per call of a local backend."),
-    timeout_s: float = typer.Option(300.0, help="Per-request timeout (remote); stalls are retried."),
-    max_retries: int = typer.Option(6, help="Retries per request on 429/5xx/timeouts/malformed JSON."),
-    backoff_s: float = typer.Option(0.5, help="First retry's wait; doubles per retry (capped at 30 s)."),
+    temperature: float = typer.Option(0.7, min=0),
+    top_p: float = typer.Option(1.0, min=0, max=1, callback=above(0, 1)),
+    max_new_tokens: int = typer.Option(1024, min=1), seed: int = typer.Option(0, min=0),
+    concurrency: int = typer.Option(8, min=1, help="Requests in flight (remote teachers)."),
+    batch: int = typer.Option(8, min=1, help="Problems per call of a local backend."),
+    timeout_s: float = typer.Option(300.0, min=0, callback=above(0), help="Per-request timeout (remote); stalls are retried."),
+    max_retries: int = typer.Option(6, min=0, help="Retries per request on 429/5xx/timeouts/malformed JSON."),
+    backoff_s: float = typer.Option(0.5, min=0, help="First retry's wait; doubles per retry (capped at 30 s)."),
     dtype: Optional[str] = typer.Option(None, help="auto | bf16 | fp32 (hf backend)."),
     filter_format: bool = typer.Option(True, help="Drop bad format or empty thinking."),
     filter_language: bool = typer.Option(True, help="Drop mixed-language chains of thought."),
-    lang: str = typer.Option("en"), min_language_share: float = typer.Option(0.95),
+    lang: str = typer.Option("en"), min_language_share: float = typer.Option(0.95, min=0, max=1),
     filter_code_blocks: bool = typer.Option(True, help="Drop code blocks inside a non-code CoT."),
-    filter_long_paragraphs: bool = typer.Option(True), max_paragraph_chars: int = typer.Option(3000),
+    filter_long_paragraphs: bool = typer.Option(True), max_paragraph_chars: int = typer.Option(3000, min=1),
     dedup: bool = typer.Option(True, help="Drop exact duplicates (per question)."),
     near_dup: bool = typer.Option(True, help="Drop near duplicates (shingle Jaccard, per question)."),
-    near_dup_threshold: float = typer.Option(0.8),
+    near_dup_threshold: float = typer.Option(0.8, min=0, max=1),
     decontam: bool = typer.Option(True, help="Drop questions sharing an n-gram with gsm8k/math500 test."),
-    decontam_ngram: int = typer.Option(8),
+    decontam_ngram: int = typer.Option(8, min=1),
     judge_backend: Optional[str] = typer.Option(None, help="LLM judge fallback when the verifier cannot judge."),
     judge_model: Optional[str] = typer.Option(None), judge_base_url: Optional[str] = typer.Option(None),
     judge_api_key_env: Optional[str] = typer.Option(None),
-    select: Optional[int] = typer.Option(None, help="Keep N problems, s1-style (band, diversity, length)."),
-    band: str = typer.Option("0,1", help="Pass-rate band LO,HI of eligible problems."),
-    length_power: float = typer.Option(1.0, help="Selection weight = mean trace tokens ** this."),
-    max_per_problem: int = typer.Option(0, help="Traces kept per problem (0 = all)."),
+    select: Optional[int] = typer.Option(None, min=1, help="Keep N problems, s1-style (band, diversity, length)."),
+    band: str = typer.Option("0,1", callback=_check_band, help="Pass-rate band LO,HI of eligible problems."),
+    length_power: float = typer.Option(1.0, min=0, help="Selection weight = mean trace tokens ** this."),
+    max_per_problem: int = typer.Option(0, min=0, help="Traces kept per problem (0 = all)."),
     progress: bool = typer.Option(True),
 ) -> None:
     """Sample a teacher on TASK, keep verified and filtered traces: OUT/traces.jsonl for `train sft`."""

@@ -10,20 +10,40 @@ import typer
 from reasonlab.cli.common import console, friendly_errors, task_options
 
 
+def _budgets(text: str) -> list[int]:
+    """``--n 1,2,4`` -> ``[1, 2, 4]``; each budget an integer >= 1 (checked before any work)."""
+    try:
+        ns = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}",
+                                 param_hint="'--n'") from None
+    for value in ns:
+        if value < 1:
+            raise typer.BadParameter(f"each budget must be >= 1, got {value} in {text!r}",
+                                     param_hint="'--n'")
+    return ns
+
+
+def _check_budgets(text: str) -> str:
+    _budgets(text)  # up front, before any work
+    return text
+
+
 def scale_command(
     task: str = typer.Option(..., help="Task name."),
     out: Path = typer.Option(..., help="Output directory (summary.json, results.jsonl, scaling.png, report.html)."),
     model: str = typer.Option("smollm2-135m"),
     strategy: str = typer.Option("vote", help="Comma-separated: cot, vote, weighted_vote, best_of_n, beam, dvts, budget."),
-    n: str = typer.Option("1,2,4,8,16", help="Comma-separated budgets."),
+    n: str = typer.Option("1,2,4,8,16", callback=_check_budgets,
+                          help="Comma-separated budgets, each >= 1."),
     scorer: Optional[str] = typer.Option(None, help="Reward model dir from `reasonlab train prm`, or `verifier`: "
                                          "the task checks its own candidates (countdown, humaneval)."),
-    limit: int = typer.Option(64),
+    limit: int = typer.Option(64, min=1),
     split: str = typer.Option("test"),
     prompt: str = typer.Option("cot"),
-    temperature: float = typer.Option(0.8),
-    max_new_tokens: int = typer.Option(128),
-    seed: int = typer.Option(0),
+    temperature: float = typer.Option(0.8, min=0),
+    max_new_tokens: int = typer.Option(128, min=1),
+    seed: int = typer.Option(0, min=0),
     data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     task_option: Optional[List[str]] = typer.Option(None, help="Task knob KEY=VALUE, repeatable (e.g. max_number=50)."),
     backend: str = typer.Option("hf"),
@@ -42,10 +62,7 @@ def scale_command(
         for s in names:
             get_strategy(s)
         PROMPTS.get(prompt)
-        try:
-            ns = [int(x) for x in n.split(",")]
-        except ValueError:
-            raise typer.BadParameter(f"--n must be comma-separated integers, got {n!r}") from None
+        ns = _budgets(n)
         the_task = get_task(task, data=data, **task_options(task_option))
         problems = the_task.load(split, limit)
         rm = _scorer(scorer, the_task)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from reasonlab.cli.common import console, friendly_errors
+from reasonlab.cli.common import above, console, friendly_errors
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -16,12 +16,12 @@ def serve_command(
     model: str = typer.Option(..., "--model", "-m", help="Embedded name, HF id, local dir or .gguf file."),
     backend: str = typer.Option("hf", help="Generation backend (hf, vllm, openai)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind. Off loopback, requests need an API key."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     served_name: Optional[str] = typer.Option(None, help="Model id clients send (default: --model)."),
-    max_concurrency: int = typer.Option(16, help="Requests queued or running at once; more get 503."),
-    timeout_s: float = typer.Option(600.0, help="Per-request limit in seconds (queue wait included); 504 after."),
-    max_tokens: int = typer.Option(4096, help="Cap on max_tokens a request may ask for."),
-    max_n: int = typer.Option(16, help="Cap on n (choices per request)."),
+    max_concurrency: int = typer.Option(16, min=1, help="Requests queued or running at once; more get 503."),
+    timeout_s: float = typer.Option(600.0, min=0, callback=above(0), help="Per-request limit in seconds (queue wait included); 504 after."),
+    max_tokens: int = typer.Option(4096, min=1, help="Cap on max_tokens a request may ask for."),
+    max_n: int = typer.Option(16, min=1, help="Cap on n (choices per request)."),
     scorer: Optional[str] = typer.Option(None, help="Reward-model dir (`reasonlab train prm`) for best_of_n, "
                                          "weighted_vote, beam, dvts."),
     dtype: Optional[str] = typer.Option(None, help="Weights dtype for the hf backend (bf16, fp32...)."),

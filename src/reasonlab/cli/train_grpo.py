@@ -15,6 +15,7 @@ def grpo_command(
     config: str = typer.Option("r1_zero_arith", help="Recipe name or YAML path."),
     out: Path = typer.Option(..., help="Run directory (metrics.jsonl, checkpoints/, config.yaml)."),
     model: Optional[str] = typer.Option(None, help="Override the recipe's model."),
+    report_to: Optional[str] = typer.Option(None, help="Experiment trackers, comma-separated: tensorboard (default) | wandb | mlflow | trackio | none, or an import path 'pkg.module:TrackerClass'."),
     resume: bool = typer.Option(True, help="Continue from the latest checkpoint in --out."),
 ) -> None:
     """Train with GRPO / Dr. GRPO / DAPO and rule-based rewards."""
@@ -22,8 +23,9 @@ def grpo_command(
     from reasonlab.train.grpo import GRPOTrainer
     from reasonlab.train.grpo_config import GRPOConfig
 
+    extra = [f"model={model}"] * bool(model) + [f"report_to={report_to}"] * bool(report_to)
     with friendly_errors():
-        cfg = load_config(GRPOConfig, config, list(overrides or []) + ([f"model={model}"] if model else []))
+        cfg = load_config(GRPOConfig, config, list(overrides or []) + extra)
         trainer = GRPOTrainer(cfg, out)
     if resume and trainer.resume_if_possible(warn=console.print):
         console.print(f"resumed from step {trainer.step}")

@@ -19,6 +19,7 @@ def prm_command(
     data: Optional[str] = typer.Option(None, help="Data for file tasks: for --task jsonl a JSONL, JSON or parquet file, a datasets save_to_disk folder, or a folder of them."),
     out: Path = typer.Option(..., help="Run directory: labels.jsonl, metrics.jsonl, checkpoints/, model/."),
     kind: Optional[str] = typer.Option(None, help="prm (Monte Carlo step labels) | orm (outcome labels)."),
+    report_to: Optional[str] = typer.Option(None, help="Experiment trackers, comma-separated: tensorboard (default) | wandb | mlflow | trackio | none, or an import path 'pkg.module:TrackerClass'."),
     resume: bool = typer.Option(True, help="Reuse labels and continue from the latest checkpoint in --out."),
 ) -> None:
     """Label steps by Monte Carlo rollouts (Math-Shepherd), then train a value head.
@@ -34,7 +35,8 @@ def prm_command(
     from reasonlab.tasks.base import get_task
     from reasonlab.train.prm import PRMConfig, PRMTrainer, mc_labels
 
-    extra = [f"kind={kind}"] * bool(kind) + [f"model={model}"] * bool(model)
+    extra = [f"kind={kind}"] * bool(kind) + [f"model={model}"] * bool(model) + \
+        [f"report_to={report_to}"] * bool(report_to)
     with friendly_errors():
         from reasonlab.io import check_writable_dir
 

@@ -21,6 +21,8 @@ def sft_command(
     config: Optional[str] = typer.Option(None, help="YAML file of SFTConfig fields (overrides win)."),
     model: Optional[str] = typer.Option(None, help="Embedded name, HF directory, .gguf, or a checkpoint of ours."),
     on_bad_rows: Optional[str] = typer.Option(None, help="fail (default: list the first bad rows, train nothing) | skip (skip and count)."),
+    chat_template: Optional[str] = typer.Option(None, help="auto (default: the model's own template unless it rewrites reasoning traces, then verbatim) | own (refuse rows it rewrites) | verbatim (a ChatML template from the tokenizer's own <|im_start|>/<|im_end|> that keeps every turn as given, saved as the checkpoint's chat template; for Qwen3 and others whose template rewrites earlier thinking)."),
+    report_to: Optional[str] = typer.Option(None, help="Experiment trackers, comma-separated: tensorboard (default) | wandb | mlflow | trackio | none, or an import path 'pkg.module:TrackerClass'."),
     resume: bool = typer.Option(True, help="Continue from the latest intact checkpoint in --out."),
 ) -> None:
     """Fine-tune on assistant tokens only (the whole <think> block, the answer, end of turn)."""
@@ -30,7 +32,9 @@ def sft_command(
 
     extra = [f"data={data}"] * bool(data) + [f"model={model}"] * bool(model) + \
         [f"on_bad_rows={on_bad_rows}"] * bool(on_bad_rows) + [f"format={format}"] * bool(format) + \
-        [f"openr1_generations={openr1_generations}"] * bool(openr1_generations) + field_overrides(field)
+        [f"openr1_generations={openr1_generations}"] * bool(openr1_generations) + \
+        [f"chat_template={chat_template}"] * bool(chat_template) + [f"report_to={report_to}"] * bool(report_to) + \
+        field_overrides(field)
     with friendly_errors():
         check_writable_dir(out)
         cfg = load_config(SFTConfig, config, list(overrides or []) + extra)

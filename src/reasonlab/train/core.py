@@ -5,7 +5,8 @@ scripts" and TRL's Trainer without its 3,000 lines):
 - accelerate set-up (DDP/FSDP/DeepSpeed come from ``accelerate launch``; nothing home-made);
 - the optimizer (AdamW over trainable parameters) and the schedule (warm-up, then constant,
   linear or cosine decay);
-- the step loop with its progress bar, ``metrics.jsonl`` and TensorBoard;
+- the step loop with its progress bar, ``metrics.jsonl`` and the experiment trackers of
+  ``report_to`` (``train/trackers.py``, through accelerate);
 - the run directory: ``config.yaml`` (resolved), checked writable before any work starts;
 - checkpoints (``train/checkpoint.py``): plain HF models with a baked chat template, atomic,
   with a manifest; exact resume after ``kill -9`` (weights, optimizer, schedule, RNG, data
@@ -35,7 +36,7 @@ from reasonlab.config import ConfigError, dump_yaml, require, to_dict
 from reasonlab.eval.progress import progress_bar
 from reasonlab.io import append_jsonl, atomic_write_jsonl, check_writable_dir
 from reasonlab.train import checkpoint as ckpt
-from reasonlab.train import template
+from reasonlab.train import template, trackers
 
 
 @dataclass
@@ -85,6 +86,7 @@ def check_common(cfg) -> None:
     """Checks shared by every trainer's config (they all carry these fields)."""
     require(cfg.save_every >= 0, "save_every", f"must be >= 0, got {cfg.save_every}")
     require(cfg.keep_last >= 1, "keep_last", f"must be >= 1, got {cfg.keep_last}")
+    trackers.check(cfg.report_to)
     try:
         models.resolve_dtype(cfg.dtype)
     except models.ModelError as exc:
@@ -102,7 +104,9 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out_dir)
         # the schedule steps once per trainer step; by default accelerate would step it once per
         # process (it assumes a dataloader whose length shrank with the world size)
-        self.acc = Accelerator(cpu=not torch.cuda.is_available(), step_scheduler_with_optimizer=False)
+        self.acc = Accelerator(cpu=not torch.cuda.is_available(), step_scheduler_with_optimizer=False,
+                               log_with=trackers.build(cfg.report_to, self.out) or None,
+                               project_dir=str(self.out))
         if self.acc.is_main_process:
             check_writable_dir(self.out)
         torch.manual_seed(cfg.seed)
@@ -113,7 +117,6 @@ class Trainer:
         self.prompt_format = prompt_format
         self.step = 0
         self.history: list[dict[str, Any]] = []
-        self.tb = None
         self.base_model = model  # before LoRA and accelerate wrap it (GRPO's reference copy)
 
     def setup_optimizer(self, model) -> None:
@@ -219,7 +222,8 @@ class Trainer:
     def train(self, progress: bool = True) -> list[dict[str, Any]]:
         if self.acc.is_main_process:
             dump_yaml(self.cfg, self.out / "config.yaml")
-            self._open_tensorboard()
+        if self.acc.log_with:  # the resolved config, once per run
+            self.acc.init_trackers(trackers.PROJECT, config=trackers.flat_config(to_dict(self.cfg)))
         with progress_bar(progress and self.acc.is_main_process) as bar:
             job = bar.add_task(self.kind, total=self.total_steps, completed=self.step)
             while self.step < self.total_steps:
@@ -229,8 +233,8 @@ class Trainer:
                 every = self.cfg.save_every
                 if every and (self.step % every == 0 or self.step == self.total_steps):
                     self.save()
-        if self.tb is not None:
-            self.tb.close()
+        if self.acc.log_with:
+            self.acc.end_training()
         return self.history
 
     def describe(self, metrics: dict[str, Any]) -> str:
@@ -241,19 +245,8 @@ class Trainer:
         if not self.acc.is_main_process:
             return
         append_jsonl(self.out / "metrics.jsonl", [metrics])
-        if self.tb is not None:
-            for k, v in metrics.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self.tb.add_scalar(k, v, metrics["step"])
-
-    def _open_tensorboard(self) -> None:
-        if not getattr(self.cfg, "tensorboard", False):
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
-        self.tb = SummaryWriter(str(self.out / "tb"))
+        if self.acc.log_with:
+            self.acc.log(trackers.numeric(metrics), step=metrics["step"])
 
     # ---- checkpoints -----------------------------------------------------------------------
     def checkpoint_dir(self) -> Path:

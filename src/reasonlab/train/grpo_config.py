@@ -142,7 +142,7 @@ class GRPOConfig:
     save_every: int = 25
     keep_last: int = 2
     log_samples: int = 4  # completions per step written to samples.jsonl
-    tensorboard: bool = True
+    report_to: str = "tensorboard"  # trackers, comma list | none (train/trackers.py)
 
     def check(self) -> None:
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")

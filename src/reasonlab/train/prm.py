@@ -53,7 +53,7 @@ class PRMConfig:
     dtype: str = "fp32"
     save_every: int = 50  # optimizer steps between checkpoints (the last step always saves)
     keep_last: int = 2
-    tensorboard: bool = False
+    report_to: str = "tensorboard"  # trackers, comma list | none (train/trackers.py)
     options: dict[str, Any] = field(default_factory=dict)  # unused by PRM; keeps the core's contract
 
     @property

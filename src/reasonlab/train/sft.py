@@ -22,6 +22,7 @@ import torch
 from reasonlab.config import require
 from reasonlab.io import MAX_LINE_BYTES, atomic_write_json
 from reasonlab.models import LoraConfig
+from reasonlab.train import template
 from reasonlab.train.core import OptimConfig, Trainer, check_common
 from reasonlab.train.sft_formats import ReadSpec
 from reasonlab.train.sft_data import collate, epoch_order, load_sft_data, n_targets, plan_batches
@@ -45,12 +46,17 @@ class SFTConfig:
     batch_size: int = 8  # rows per optimizer step (packed rows when pack is true)
     on_bad_rows: Literal["fail", "skip"] = "fail"
     prompt: str = "auto"  # prompt format baked into the checkpoint's chat template: auto | none | a format
+    # chat template trained with and saved into the checkpoint (train/template.py):
+    #   own: the model's own; rows it does not render verbatim (Qwen3 rewrites <think>) are refused
+    #   verbatim: ChatML from the tokenizer's <|im_start|>/<|im_end|>, every turn's content as given
+    #   auto: own when it renders a multi-turn reasoning probe verbatim, else verbatim (logged)
+    chat_template: str = "auto"
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         lr=5e-5, warmup_steps=5, schedule="cosine", min_lr_ratio=0.1, micro_batch=4, betas=(0.9, 0.95)))
     lora: LoraConfig | None = None
     save_every: int = 50
     keep_last: int = 2
-    tensorboard: bool = True
+    report_to: str = "tensorboard"  # trackers, comma list | none (train/trackers.py)
 
     def check(self) -> None:
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
@@ -58,6 +64,8 @@ class SFTConfig:
         require(self.max_len >= 8, "max_len", f"must be >= 8, got {self.max_len}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         self.read_spec().check()
+        require(self.chat_template in template.CHAT_TEMPLATES, "chat_template",
+                f"expected one of {', '.join(template.CHAT_TEMPLATES)}, got {self.chat_template!r}")
         if self.prompt not in ("auto", "none"):
             from reasonlab.config import require_name
             from reasonlab.prompts import PROMPTS
@@ -82,12 +90,17 @@ class SFTTrainer(Trainer):
             from reasonlab.models import load_tokenizer
 
             tokenizer = load_tokenizer(cfg.model)  # fail on bad data before loading weights
+        data_tokenizer = tokenizer
         if tokenizer is not None:
+            self.chat_template = template.select(tokenizer, cfg.chat_template)  # sets it in place
             self.examples, self.stats = load_sft_data(cfg.data, tokenizer, cfg.max_len,
                                                       on_bad_rows=cfg.on_bad_rows, truncate=cfg.truncate,
                                                       spec=cfg.read_spec())
         super().__init__(cfg, out_dir, model, tokenizer, prompt_format=_prompt_format(cfg))
-        if tokenizer is None:  # model given without tokenizer: the core loaded one
+        if data_tokenizer is not None:  # the core may have loaded its own copy: train and save the same
+            self.tokenizer.chat_template = data_tokenizer.chat_template
+        else:  # model given without tokenizer: the core loaded one
+            self.chat_template = template.select(self.tokenizer, cfg.chat_template)
             self.examples, self.stats = load_sft_data(cfg.data, self.tokenizer, cfg.max_len,
                                                       on_bad_rows=cfg.on_bad_rows, truncate=cfg.truncate,
                                                       spec=cfg.read_spec())
@@ -100,6 +113,7 @@ class SFTTrainer(Trainer):
         self.setup_optimizer(self.base_model)
         if self.acc.is_main_process:
             atomic_write_json(self.out / "data_stats.json", {**self.stats.metrics(),
+                              "chat_template": self.chat_template,
                               "bad_row_samples": self.stats.bad_row_samples,
                               "too_long_samples": self.stats.too_long_samples})
 

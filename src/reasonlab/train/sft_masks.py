@@ -20,6 +20,10 @@ begins the next turn; Llama-3: ``…<|eot_id|>``). Checks, each a DataError nami
 - Token level: ``tok(P_i)`` and ``tok(T_i[:end])`` are exact prefixes of ``tok(T_last)`` (no token
   crosses the prompt/target boundary), so training sees the prompt tokens inference will see.
 
+The errors of a template that rewrites or adds to the content name ``chat_template=verbatim``
+(``train/template.py``: a template that renders every turn as given); these checks guard every
+row whichever template is chosen.
+
 A pre-fill (a generation prompt ending ``<think>\\n``, like DeepSeek-R1's template): the content
 must start with it; the pre-filled text stays prompt and the rest of the content is target.
 """
@@ -30,6 +34,9 @@ from dataclasses import dataclass
 
 from reasonlab.errors import DataError
 from reasonlab.train.sft_rows import Conversation
+
+
+HINT = "; chat_template=verbatim trains with a ChatML template that keeps every turn as given"
 
 
 @dataclass(frozen=True)
@@ -52,13 +59,13 @@ def encode(tokenizer, conv: Conversation) -> Encoded:
         if not prompt.startswith(prev):
             raise DataError(f"{where}: the chat template renders an earlier assistant turn differently "
                             f"once later turns follow (it drops or rewrites it, e.g. strips <think> from "
-                            f"history); training on it would teach tokens the model never sees")
+                            f"history); training on it would teach tokens the model never sees" + HINT)
         if not turn.startswith(prompt):
             raise DataError(f"{where}: the rendered assistant turn does not continue the generation "
                             f"prompt, which ends {prompt[-20:]!r} (a pre-fill the content does not start with?)")
         if not full.startswith(turn):
             raise DataError(f"{where}: the chat template renders this turn differently once later turns "
-                            f"follow (it drops or rewrites it)")
+                            f"follow (it drops or rewrites it)" + HINT)
         end = _target_end(turn, len(prompt), len(prev), msgs[i]["content"], where)
         head, upto = _tok(tokenizer, prompt), _tok(tokenizer, full[:end])
         k0, k1 = len(head), len(upto)
@@ -75,11 +82,11 @@ def _target_end(turn: str, start: int, lo: int, content: str, where: str) -> int
     s = turn.find(content, max(lo, start - len(content) + 1))
     if s < 0:
         raise DataError(f"{where}: the assistant content does not appear verbatim in the rendered "
-                        f"conversation (the chat template drops or rewrites it, e.g. its <think> block)")
+                        f"conversation (the chat template drops or rewrites it, e.g. its <think> block)" + HINT)
     inserted = turn[start:s]
     if inserted.strip():
         raise DataError(f"{where}: the chat template inserts {inserted[:40]!r} before the assistant "
-                        f"content that the generation prompt does not contain")
+                        f"content that the generation prompt does not contain" + HINT)
     e = s + len(content)
     eot = turn[e:].rstrip()
     if not eot.strip():
