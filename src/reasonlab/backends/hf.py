@@ -117,8 +117,11 @@ class HFGenerator:
 
 
 @BACKENDS.register("hf")
-def hf(model: str, dtype: str | None = None, live_model=None, tokenizer=None, **options) -> HFGenerator:
-    """Load ``model``, or wrap ``live_model`` (a model a trainer is updating) with its tokenizer."""
+def hf(model: str, dtype: str | None = None, live_model=None, tokenizer=None, weights=None,
+       **options) -> HFGenerator:
+    """Load ``model``, or wrap ``live_model`` (a model a trainer is updating) with its tokenizer.
+    ``weights`` (the trainer's publisher, what ``vllm`` loads) is not used yet: the fast path
+    still reads the live module (``FastLlama.from_hf``), the last backend to do so."""
     if live_model is not None:
         return HFGenerator(live_model, tokenizer, dtype=dtype, **options)
     from reasonlab.models import load

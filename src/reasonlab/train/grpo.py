@@ -1,7 +1,9 @@
 """GRPO trainer (Shao et al. 2024) with the Dr. GRPO and DAPO fixes, on accelerate.
 
 One step: sample G completions for each of ``prompts_per_step`` prompts with the project's own
-sampler (the ``hf`` backend by default, ``vllm`` on a GPU; built through the backend registry),
+sampler (the ``hf`` backend by default, or vLLM's engine in this process, ``backend: {name: vllm}``,
+which loads the weights ``train/publish.py`` hands it after every step; built through the backend
+registry),
 score with rule-based rewards, compute group advantages (``algos.advantages``), then ``mu``
 policy updates with the registered policy loss (``algos.losses``), each token's loss weighted
 by the importance-sampling correction (``algos.correction``), gradient-accumulated over
@@ -35,6 +37,7 @@ from reasonlab.config import ConfigError
 from reasonlab.eval.metrics import r1_format_ok, well_formed
 from reasonlab.io import append_jsonl
 from reasonlab.tasks.base import get_task
+from reasonlab.train import publish
 from reasonlab.train.core import Trainer
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.train.policy import plan_micro_batches, shared_prefix_logprobs
@@ -45,8 +48,9 @@ from reasonlab.tensors import pad
 
 def refuse_sharded(distributed_type, deepspeed_plugin, backend: str) -> None:
     """One line instead of sampling garbage: under FSDP or ZeRO-3 each process holds a shard of
-    every weight, and the sampler (``hf``: ``fast_llama`` copies ``module.weight``; ``vllm``: the
-    live ``state_dict``) would read the shards as if they were the model."""
+    every weight, and the sampler (``hf``: ``fast_llama`` copies ``module.weight``; ``vllm``:
+    ``publish.full_weights``, which does not gather shards yet) would read the shards as if they
+    were the model."""
     from accelerate.utils import DistributedType
 
     sharded = distributed_type == DistributedType.FSDP or (
@@ -79,7 +83,9 @@ class GRPOTrainer(Trainer):
             self.ref = copy.deepcopy(model).to(self.dtype).eval().requires_grad_(False)
         self.setup_optimizer(model)
         self.sampler = make_backend(cfg.backend.name, cfg.model, live_model=models.unwrap(self.model),
+                                    weights=lambda: publish.full_weights(self.model),
                                     tokenizer=self.tokenizer, dtype=self.dtype, **cfg.backend.options)
+        self.sampler.sync_weights()  # an engine that loaded cfg.model from disk starts from our weights
         self.task = get_task(cfg.task.name, **cfg.task.options)
         self.stream = ProblemStream(self.task.load(cfg.task.split), cfg.seed)
         self.policy_loss = POLICY_LOSSES.get(cfg.algo.loss)

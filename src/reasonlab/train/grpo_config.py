@@ -113,7 +113,8 @@ class AlgoConfig:
 @dataclass
 class BackendConfig:
     """Where rollouts are sampled: ``hf`` (our sampler, sharing the training weights) or
-    ``vllm`` (a GPU engine whose weights are refreshed after every step)."""
+    ``vllm`` (vLLM's engine in this process, CPU or CUDA build, loaded with the trainer's weights
+    after every step; ``options`` go to ``vllm.LLM``, e.g. ``max_model_len``, ``max_num_seqs``)."""
 
     name: str = "hf"
     options: dict[str, Any] = field(default_factory=dict)
