@@ -56,7 +56,7 @@ def eval_command(
                     "answer_field": answer_field, "task_options": options}
         open_run(out, run_settings(the_task.name, _as_path(model), prompt, params, **settings), n)
         problems = the_task.load(split, limit)
-        backend_options = {"dtype": dtype} if backend in ("hf", "transformers") and dtype else {}
+        backend_options = {"dtype": dtype} if backend in ("hf", "transformers", "vllm") and dtype else {}
         if base_url:
             backend_options["base_url"] = base_url
         generator = make_backend(backend, model, **backend_options)
