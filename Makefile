@@ -45,7 +45,7 @@ test-main: $(STAMP)
 
 # the real vLLM engine (CPU build): eval/generate agreement with hf, GRPO weight sync, LoRA
 test-vllm: $(VSTAMP)
-	$(VVENV)/bin/python -m pytest -q tests/vllm
+	$(VVENV)/bin/python -m pytest -q tests/real_vllm
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

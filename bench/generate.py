@@ -1,4 +1,5 @@
-"""Generation speed: our ``hf`` backend vs plain ``transformers.generate`` on SmolLM2-135M.
+"""Generation speed: our ``hf`` backend vs plain ``transformers.generate`` (and vLLM's engine,
+where it is installed) on SmolLM2-135M.
 
 Both sides get the same prompts (arith questions through the chat template) and produce exactly
 ``--new-tokens`` tokens per row (EOS ignored on our side, ``min_new_tokens`` on theirs), so
@@ -6,6 +7,9 @@ tokens/s compare like for like. The peer runs in fp32 (its usual CPU setting, as
 ours in the default sampling dtype (bf16 on CPUs with native bf16). One row per batch size,
 ending in the ratio. Run: ``nice -n 10 .venv/bin/python bench/generate.py``; on a machine shared
 with other jobs add ``--threads 1`` (OpenMP barriers stall when cores are oversubscribed).
+Run it with ``.venv-vllm/bin/python`` (``make install-vllm``) for the vLLM column: the CPU build,
+eager mode, fp32 on machines without native bf16 (the dtype ours samples in otherwise), same
+prompts and the same number of new tokens, T = 1, a request seed per prompt.
 """
 
 from __future__ import annotations
@@ -23,13 +27,24 @@ from reasonlab.tasks.base import get_task
 from reasonlab.types import SamplingParams
 
 
-def ours(gen: HFGenerator, prompts, new_tokens: int) -> float:
+def ours(gen, prompts, new_tokens: int) -> float:
     t = time.perf_counter()
     out = gen.generate(prompts, SamplingParams(n=1, temperature=1.0, max_new_tokens=new_tokens, seed=0))
     dt = time.perf_counter() - t
     produced = sum(c.num_tokens for row in out for c in row)
     assert produced == len(prompts) * new_tokens, produced
     return produced / dt
+
+
+def vllm_engine(dtype: torch.dtype, max_batch: int):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return None
+    from reasonlab.backends.factory import make_backend
+
+    return make_backend("vllm", "smollm2-135m", dtype=dtype, ignore_eos=True, max_model_len=1024,
+                        max_num_seqs=max_batch)
 
 
 def theirs(model, tokenizer, prompts, new_tokens: int) -> float:
@@ -57,16 +72,26 @@ def main() -> None:
     problems = get_task("arith").load("test", max(int(b) for b in args.batches.split(",")))
     print(f"torch threads: {torch.get_num_threads()}, our dtype: {gen.dtype}, peer: fp32, "
           f"{args.new_tokens} new tokens per row")
-    print(f"{'batch':>5} {'ours tok/s':>11} {'transformers tok/s':>19} {'ratio':>6}")
+    engine = vllm_engine(gen.dtype, max(int(b) for b in args.batches.split(",")))
+    print(f"{'batch':>5} {'ours tok/s':>11} {'transformers tok/s':>19} {'ratio':>6}"
+          + (f" {'vLLM tok/s':>11} {'ours/vLLM':>9}" if engine else ""))
     ours(gen, [build(problems[0], "r1")] * 2, 4)  # warm-up
+    if engine:
+        ours(engine, [build(problems[0], "r1")] * 2, 4)
     for b in map(int, args.batches.split(",")):
         prompts = [build(p, "r1") for p in problems[:b]]
-        a, t = [], []
-        for _ in range(args.repeats):  # alternate, so drift in machine load hits both sides
+        a, t, v = [], [], []
+        for _ in range(args.repeats):  # alternate, so drift in machine load hits every side
             a.append(ours(gen, prompts, args.new_tokens))
             t.append(theirs(fp32, tok, prompts, args.new_tokens))
+            if engine:
+                v.append(ours(engine, prompts, args.new_tokens))
         ra, rt = statistics.median(a), statistics.median(t)
-        print(f"{b:>5} {ra:>11.1f} {rt:>19.1f} {ra / rt:>5.1f}x", flush=True)
+        row = f"{b:>5} {ra:>11.1f} {rt:>19.1f} {ra / rt:>5.1f}x"
+        if engine:
+            rv = statistics.median(v)
+            row += f" {rv:>11.1f} {ra / rv:>8.2f}x"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

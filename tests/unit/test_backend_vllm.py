@@ -1,5 +1,5 @@
 """vLLM is imported only when the backend is built, and its absence is one clear line. The engine
-itself is tested for real in tests/vllm (``make test-vllm``)."""
+itself is tested for real in tests/real_vllm (``make test-vllm``)."""
 
 import sys
 

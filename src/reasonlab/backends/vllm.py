@@ -77,7 +77,8 @@ class VLLMGenerator:
 
     def __init__(self, model: str, tokenizer=None, dtype: Any = None,
                  weights: Callable[[], Iterable[tuple[str, torch.Tensor]]] | None = None,
-                 max_model_len: int = 4096, max_num_seqs: int = 64, seed: int = 0, **engine_options):
+                 max_model_len: int = 4096, max_num_seqs: int = 64, seed: int = 0, ignore_eos: bool = False,
+                 **engine_options):
         cpu = _on_cpu()
         if cpu:
             _cpu_environment()
@@ -86,6 +87,7 @@ class VLLMGenerator:
 
         self.tokenizer = prepare_tokenizer(tokenizer if tokenizer is not None else load_tokenizer(model))
         self.weights = weights
+        self.ignore_eos = ignore_eos  # benchmarks force equal lengths with this, as in ``hf``
         options = dict(dtype=_dtype_name(dtype), max_model_len=max_model_len, max_num_seqs=max_num_seqs,
                        seed=seed, logprobs_mode="processed_logprobs")
         if cpu:  # no prefill split across steps (see the module docstring on seeds); no compile
@@ -110,7 +112,7 @@ class VLLMGenerator:
         return self.vllm.SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
             stop=list(params.stop) or None, include_stop_str_in_output=True,
-            seed=None if params.seed is None else params.seed + i, logprobs=0)
+            seed=None if params.seed is None else params.seed + i, logprobs=0, ignore_eos=self.ignore_eos)
 
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
         ids = [self.encode(p) for p in prompts]

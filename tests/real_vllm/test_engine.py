@@ -3,7 +3,14 @@
 distribution's, seeds reproduce, and weights loaded through the trainer's publisher (LoRA
 merged) are the ones the engine samples from."""
 
+import os
+
 import pytest
+
+pytest.importorskip("vllm.entrypoints.llm",
+                    reason="vLLM is not installed here: make test-vllm runs tests/real_vllm in .venv-vllm")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
 import torch
 
 from reasonlab import prompts
