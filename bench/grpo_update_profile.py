@@ -60,7 +60,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = from_dict(GRPOConfig, {
-        "model": "smollm2-135m", "steps": 1, "save_every": 0, "tensorboard": False,
+        "model": "smollm2-135m", "steps": 1, "save_every": 0, "report_to": "none",
         "task": {"name": "arith", "options": {"max_number": 20}, "prompt": "r1"},
         "rewards": {"weights": {"accuracy": 1.0, "format": 1.0}},
         "sampling": {"prompts_per_step": 8, "group_size": 8, "max_new_tokens": 96, "dynamic_sampling": False},

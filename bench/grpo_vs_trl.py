@@ -10,6 +10,8 @@ first step of every run is warm-up and not counted; the last lines are ``speedup
 TRL step / median ours step), one per peer.
 
 Needs the bench extra: ``pip install 'trl==1.16.0'``. Run: ``.venv/bin/python bench/grpo_vs_trl.py``.
+Our step with vLLM as the rollout engine beside our sampler (``.venv-vllm`` has no TRL):
+``.venv-vllm/bin/python bench/grpo_vs_trl.py --no-trl --backends hf,vllm``.
 """
 
 from __future__ import annotations
@@ -66,9 +68,13 @@ def trl_steps(steps: int, bf16: bool = False) -> list[float]:
     return times
 
 
-def our_steps(steps: int) -> list[float]:
+def our_steps(steps: int, backend: str = "hf") -> list[float]:
+    """``backend``: the rollout engine (``hf``: our sampler; ``vllm``: vLLM in this process, its
+    weights reloaded after every step; run with ``.venv-vllm/bin/python``)."""
     cfg = from_dict(GRPOConfig, {
-        "model": "smollm2-135m", "steps": steps, "save_every": 0, "tensorboard": False,
+        "model": "smollm2-135m", "steps": steps, "save_every": 0, "report_to": "none",
+        "backend": {"name": backend, "options": {"max_model_len": 1024, "max_num_seqs": PROMPTS * GENS}
+                    if backend == "vllm" else {}},
         "task": {"name": "arith", "prompt": "r1_noprefill"}, "rewards": {"weights": {"accuracy": 1.0}},
         "sampling": {"prompts_per_step": PROMPTS, "group_size": GENS, "max_new_tokens": MAX_NEW},
         "algo": {"beta": 0.0, "mu": 1}, "optim": {"lr": LR, "micro_batch": 16}})
@@ -78,6 +84,8 @@ def our_steps(steps: int) -> list[float]:
         t = time.perf_counter()
         trainer.train_step()
         times.append(time.perf_counter() - t)
+    if hasattr(trainer.sampler, "close"):
+        trainer.sampler.close()
     return times
 
 
@@ -87,16 +95,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="steps per run; the first is warm-up")
     ap.add_argument("--trl-bf16", action="store_true", help="also time TRL with bf16 autocast")
     ap.add_argument("--threads", type=int, default=0, help="torch threads for every side (0: torch's default)")
+    ap.add_argument("--backends", default="hf", help="our rollout engines, comma-separated: hf, vllm")
+    ap.add_argument("--no-trl", action="store_true", help="ours only (e.g. in .venv-vllm, which has no TRL)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    peers = {"TRL fp32": lambda: trl_steps(args.steps)}
-    if args.trl_bf16:
+    peers = {} if args.no_trl else {"TRL fp32": lambda: trl_steps(args.steps)}
+    if args.trl_bf16 and not args.no_trl:
         peers["TRL bf16"] = lambda: trl_steps(args.steps, bf16=True)
-    times: dict[str, list[float]] = {name: [] for name in [*peers, "ours"]}
+    ours = {f"ours {b}": (lambda b=b: our_steps(args.steps, b)) for b in args.backends.split(",")}
+    times: dict[str, list[float]] = {name: [] for name in [*peers, *ours]}
     for r in range(args.rounds):
         line = []
-        for name, fn in [*peers.items(), ("ours", lambda: our_steps(args.steps))]:
+        for name, fn in [*peers.items(), *ours.items()]:
             t = fn()[1:]
             times[name] += t
             line.append(f"{name} {', '.join(f'{x:.1f}' for x in t)}")
@@ -104,8 +115,11 @@ def main() -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
     print("median step: " + ", ".join(f"{k} {v:.1f} s" for k, v in med.items()) +
           f" ({PROMPTS} prompts x {GENS} generations, <= {MAX_NEW} new tokens, torch threads {torch.get_num_threads()})")
-    for name in peers:
-        print(f"speedup vs {name}: {med[name] / med['ours']:.1f}x")
+    for mine in ours:
+        for name in peers:
+            print(f"{mine}: speedup vs {name}: {med[name] / med[mine]:.1f}x")
+    if "ours hf" in ours and "ours vllm" in ours:
+        print(f"ours vllm / ours hf step time: {med['ours vllm'] / med['ours hf']:.2f}")
 
 if __name__ == "__main__":
     main()

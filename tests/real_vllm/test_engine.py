@@ -26,7 +26,7 @@ MODEL = "smollm2-135m"
 def engine():
     gen = make_backend("vllm", MODEL, max_model_len=1024, max_num_seqs=32)
     yield gen
-    gen.llm.llm_engine.engine_core.shutdown()
+    gen.close()
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_loaded_weights_are_sampled_lora_merged(engine, hf_model):
 
     from peft import LoraConfig, get_peft_model
 
-    from reasonlab.train.publish import full_weights
+    from reasonlab.models import full_weights
 
     model, _ = hf_model
     greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=24)

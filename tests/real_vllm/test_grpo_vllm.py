@@ -1,5 +1,6 @@
 """GRPO with ``backend: vllm``: the engine follows the trainer (``sampler_logprob_diff`` stays at
-fp32 noise every step), and without the weight sync the gap grows: the test can fail."""
+fp32 noise every step), and without the weight sync the gap grows: the test can fail; a run
+killed with SIGKILL resumes exactly."""
 
 import os
 
@@ -13,14 +14,15 @@ from reasonlab.config import from_dict
 from reasonlab.train.grpo_config import GRPOConfig
 
 
+RAW = {"model": "smollm2-135m", "steps": 3, "dtype": "fp32", "seed": 0, "report_to": "none",
+       "save_every": 0, "backend": {"name": "vllm", "options": {"max_model_len": 512, "max_num_seqs": 16}},
+       "task": {"name": "arith", "prompt": "r1"}, "algo": {"correction": "none"},
+       "sampling": {"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 24, "dynamic_sampling": False},
+       "optim": {"lr": 1e-4, "micro_batch": 8, "warmup_steps": 0}}
+
+
 def config(**extra):
-    cfg = {"model": "smollm2-135m", "steps": 3, "dtype": "fp32", "seed": 0, "report_to": "none",
-           "save_every": 0, "backend": {"name": "vllm", "options": {"max_model_len": 512, "max_num_seqs": 16}},
-           "task": {"name": "arith", "prompt": "r1"}, "algo": {"correction": "none"},
-           "sampling": {"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 24, "dynamic_sampling": False},
-           "optim": {"lr": 1e-4, "micro_batch": 8, "warmup_steps": 0}}
-    cfg.update(extra)
-    return from_dict(GRPOConfig, cfg)
+    return from_dict(GRPOConfig, {**RAW, **extra})
 
 
 def run(tmp_path, monkeypatch, sync: bool):
@@ -33,7 +35,7 @@ def run(tmp_path, monkeypatch, sync: bool):
     try:
         return trainer.train(progress=False)
     finally:
-        trainer.sampler.llm.llm_engine.engine_core.shutdown()
+        trainer.sampler.close()
 
 
 def test_weights_follow_the_trainer(tmp_path, monkeypatch):
@@ -46,3 +48,53 @@ def test_without_the_sync_the_gap_grows(tmp_path, monkeypatch):
     hist = run(tmp_path / "stale", monkeypatch, sync=False)
     gaps = [h["sampler_logprob_diff"] for h in hist]
     assert gaps[0] <= 0.02 and gaps[-1] > 0.05, gaps
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """``reasonlab train grpo`` with ``backend: vllm``, killed after its step-2 checkpoint and run
+    again: the engine is rebuilt, takes the checkpoint's weights, and the run ends where an
+    uninterrupted one does (same rewards every step, same final weights)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    repo = Path(__file__).resolve().parents[2]
+    cli = [sys.executable, "-m", "reasonlab.cli.main", "train", "grpo"]
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**RAW, "steps": 4, "save_every": 2, "keep_last": 3}))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def run(out: Path) -> subprocess.CompletedProcess:
+        r = subprocess.run(cli + ["--config", str(cfg), "--out", str(out)], capture_output=True, text=True,
+                           cwd=repo, env=env, timeout=900)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+        return r
+
+    straight = tmp_path / "straight"
+    run(straight)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cli + ["--config", str(cfg), "--out", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=repo, env=env)
+    deadline = time.time() + 600
+    while not (killed / "checkpoints" / "step-2" / "trainer_state.pt").exists():
+        assert time.time() < deadline and proc.poll() is None, "run ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "checkpoints" / "step-4").exists()
+    r = run(killed)
+    assert "resumed from step" in r.stderr + r.stdout
+    a, b = (load_file(d / "checkpoints" / "step-4" / "model.safetensors") for d in (straight, killed))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    m1, m2 = ([json.loads(x)["reward"] for x in (d / "metrics.jsonl").read_text().splitlines()]
+              for d in (straight, killed))
+    assert m1 == m2 and len(m1) == 4

@@ -88,6 +88,23 @@ def test_sync_weights_follows_updates_and_lora(model, tok):
     assert after != before and list(after) == ref.tolist()[:len(after)]
 
 
+def test_samples_from_the_published_weights_not_the_live_module(model, tok):
+    """The fast path loads what ``weights()`` hands it (the trainer's publisher), as ``vllm``
+    does: handed another model's pairs, it samples that model's text, whatever the live module."""
+    from reasonlab.models import full_weights
+
+    other = tiny_llama(vocab_size=len(tok), hidden=64, layers=2, seed=11)
+    p = SamplingParams(n=1, temperature=0, max_new_tokens=8)
+    own = HFGenerator(model, tok, dtype="fp32").generate(PROMPTS[:1], p)[0][0].token_ids
+    theirs = HFGenerator(other, tok, dtype="fp32").generate(PROMPTS[:1], p)[0][0].token_ids
+    handed = HFGenerator(model, tok, dtype="fp32", weights=lambda: full_weights(other))
+    assert own != theirs
+    assert handed.generate(PROMPTS[:1], p)[0][0].token_ids == theirs
+    missing = HFGenerator(model, tok, dtype="fp32", weights=lambda: [])
+    with pytest.raises(KeyError, match="model.layers.0.input_layernorm.weight"):
+        missing.sync_weights()
+
+
 def test_bf16_sampler_agrees_with_fp32_mostly(model, tok):
     p = SamplingParams(n=1, temperature=0, max_new_tokens=6)
     a = HFGenerator(model, tok, dtype="fp32").generate(PROMPTS[:1], p)[0][0].token_ids

@@ -69,8 +69,10 @@ def test_dynamic_sampling_drops_flat_groups(tmp_path, tiny_dir):
                       sampling={"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 8,
                                 "dynamic_sampling": True, "max_sampling_rounds": 2})
     m = GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path).train_step()
-    # a random model never answers arithmetic right: every group is flat and dropped
-    assert m["groups_sampled"] == 4 and m["groups_kept"] == 0 and m["loss_seqs"] == 0
+    # a random model never answers arithmetic right: every group is flat and dropped; each of the
+    # 2 rounds draws the cap, oversample_max (2) x the 2 groups missing
+    assert m["groups_sampled"] == 8 and m["sampling_rounds"] == 2
+    assert m["groups_informative"] == m["groups_kept"] == 0 and m["loss_seqs"] == 0
 
 
 def test_lora_checkpoint_is_a_full_model(tmp_path, tiny_dir):

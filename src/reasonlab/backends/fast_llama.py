@@ -1,12 +1,13 @@
-"""A hand-written decoder forward for sampling and scoring on CPU (and GPU), from a live HF model.
+"""A hand-written decoder forward for sampling and scoring on CPU (and GPU).
 
 Why: ``transformers.generate`` spends most of its CPU time in Python and generic cache logic,
 not in matmuls. Here each layer is a handful of large ops on pre-fused weights:
 one ``qkv`` projection (q, k, v concatenated), linears pre-packed for oneDNN on CPU with the
 residual adds and the MLP's activation and gating fused into them (``linear.Linear``), a static
 pre-allocated KV cache, and grouped-query attention as two batched matmuls. Weights are copied once into the
-sampling dtype (bf16 on CPUs with native bf16) by ``FastLlama.from_hf``; trainers refresh them
-after each optimizer step (``HFGenerator.sync_weights``), with LoRA deltas merged in.
+sampling dtype (bf16 on CPUs with native bf16) by ``FastLlama.from_weights``, from the
+``(name, tensor)`` pairs a trainer publishes after each optimizer step (``models.full_weights``:
+HF names, LoRA merged) — the same pairs ``vllm`` loads; the forward never reads a live module.
 
 Which families it computes, and how they differ, is described in ``arch.py`` (Llama 2/3.x,
 Mistral, Qwen2/2.5, Qwen3, SmolLM2/3, Gemma 3 text); the forward reads only that description.
@@ -16,13 +17,14 @@ Shapes: B batch, T time, H hidden, nh/nkv query/key-value heads, hd head dim, L 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
 
 from reasonlab.backends.arch import Arch, Unsupported, describe, rope_tables
 from reasonlab.backends.linear import Linear, can_pack
-from reasonlab.models import base_model, merged_weight as effective_weight
+from reasonlab.models import base_model, full_weights
 
 
 def fast_plan(model) -> tuple[Arch | None, str]:
@@ -33,20 +35,40 @@ def fast_plan(model) -> tuple[Arch | None, str]:
         return None, str(exc)
 
 
-def _bias(linear):
-    lin = getattr(linear, "base_layer", linear)
-    return None if lin.bias is None else lin.bias.detach()
+class _Weights:
+    """Reads the published ``(name, tensor)`` pairs (HF names, LoRA already merged) into the
+    sampling device and dtype: linears packed where ``pack``, norm weights shifted by the family's
+    offset so every norm is a plain ``F.rms_norm``, q/k/v concatenated (zero biases filled in
+    where only some projections have one)."""
 
+    def __init__(self, pairs, dev: torch.device, dtype: torch.dtype, pack: bool, norm_offset: float):
+        self.sd = dict(pairs)
+        self.dev, self.dtype, self.pack, self.norm_offset = dev, dtype, pack, norm_offset
 
-def _qkv_bias(att) -> torch.Tensor | None:
-    """q, k and v biases concatenated (zeros for a projection without one), or None if none has one."""
-    projs = (att.q_proj, att.k_proj, att.v_proj)
-    biases = [_bias(p) for p in projs]
-    if all(b is None for b in biases):
-        return None
-    dev = next(b for b in biases if b is not None).device
-    return torch.cat([b if b is not None else torch.zeros(getattr(p, "base_layer", p).out_features, device=dev)
-                      for b, p in zip(biases, projs)])
+    def cast(self, t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to(device=self.dev, dtype=self.dtype).contiguous()
+
+    def tensor(self, name: str) -> torch.Tensor:
+        if name not in self.sd:
+            raise KeyError(f"fast forward: the published weights have no {name!r}")
+        return self.sd[name]
+
+    def linear(self, prefix: str) -> Linear:
+        bias = self.sd.get(prefix + ".bias")
+        return Linear(self.cast(self.tensor(prefix + ".weight")), None if bias is None else self.cast(bias),
+                      self.pack)
+
+    def qkv(self, prefix: str) -> Linear:
+        names = [f"{prefix}.{p}_proj" for p in "qkv"]
+        weights = [self.tensor(n + ".weight") for n in names]
+        biases = [self.sd.get(n + ".bias") for n in names]
+        bias = None
+        if any(b is not None for b in biases):
+            bias = torch.cat([b if b is not None else w.new_zeros(w.shape[0]) for b, w in zip(biases, weights)])
+        return Linear(self.cast(torch.cat(weights)), None if bias is None else self.cast(bias), self.pack)
+
+    def norm(self, name: str) -> torch.Tensor:
+        return self.cast(self.tensor(name + ".weight").float() + self.norm_offset)
 
 
 @dataclass
@@ -66,43 +88,20 @@ class Layer:
     post_mlp: torch.Tensor | None = None
 
 
-@dataclass
-class _Weights:
-    """Copies HF weights to the sampling device and dtype (linears packed where ``pack``; norm
-    weights shifted by the family's offset, so every norm is a plain ``F.rms_norm``)."""
-
-    dev: torch.device
-    dtype: torch.dtype
-    pack: bool
-    norm_offset: float
-
-    def cast(self, t: torch.Tensor) -> torch.Tensor:
-        return t.detach().to(device=self.dev, dtype=self.dtype).contiguous()
-
-    def linear(self, mod, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> Linear:
-        """A Linear from ``mod`` (LoRA merged), or from explicit ``weight``/``bias``."""
-        if weight is None:
-            weight, bias = effective_weight(mod), _bias(mod)
-        return Linear(self.cast(weight), None if bias is None else self.cast(bias), self.pack)
-
-    def norm(self, mod) -> torch.Tensor:
-        return self.cast(mod.weight.detach().float() + self.norm_offset)
-
-
-def _layer(blk, i: int, arch: Arch, w: _Weights) -> Layer:
-    """One HF decoder layer -> ``Layer``. Gemma's ``post_attention_layernorm`` is a sandwich norm
+def _layer(i: int, arch: Arch, w: _Weights) -> Layer:
+    """Decoder layer ``i`` -> ``Layer``. Gemma's ``post_attention_layernorm`` is a sandwich norm
     on the attention output; Llama's is the pre-MLP norm (same name, different place)."""
-    att, mlp = blk.self_attn, blk.mlp
+    p = f"model.layers.{i}."
     sandwich, qk_norm = arch.sandwich_norm, arch.qk_norm
-    qkv = torch.cat([effective_weight(att.q_proj), effective_weight(att.k_proj), effective_weight(att.v_proj)])
     return Layer(
-        ln1=w.norm(blk.input_layernorm), qkv=w.linear(None, qkv, _qkv_bias(att)), o=w.linear(att.o_proj),
-        ln2=w.norm(blk.pre_feedforward_layernorm if sandwich else blk.post_attention_layernorm),
-        gate=w.linear(mlp.gate_proj), up=w.linear(mlp.up_proj), down=w.linear(mlp.down_proj),
+        ln1=w.norm(p + "input_layernorm"), qkv=w.qkv(p + "self_attn"), o=w.linear(p + "self_attn.o_proj"),
+        ln2=w.norm(p + ("pre_feedforward_layernorm" if sandwich else "post_attention_layernorm")),
+        gate=w.linear(p + "mlp.gate_proj"), up=w.linear(p + "mlp.up_proj"), down=w.linear(p + "mlp.down_proj"),
         rope=arch.rope[i], window=arch.windows[i],
-        q_norm=w.norm(att.q_norm) if qk_norm else None, k_norm=w.norm(att.k_norm) if qk_norm else None,
-        post_attn=w.norm(blk.post_attention_layernorm) if sandwich else None,
-        post_mlp=w.norm(blk.post_feedforward_layernorm) if sandwich else None)
+        q_norm=w.norm(p + "self_attn.q_norm") if qk_norm else None,
+        k_norm=w.norm(p + "self_attn.k_norm") if qk_norm else None,
+        post_attn=w.norm(p + "post_attention_layernorm") if sandwich else None,
+        post_mlp=w.norm(p + "post_feedforward_layernorm") if sandwich else None)
 
 
 class FastLlama:
@@ -126,17 +125,29 @@ class FastLlama:
         self.cache_dtype = dtype
 
     @classmethod
-    @torch.no_grad()
     def from_hf(cls, model, dtype: torch.dtype, max_positions: int = 32768, pack: bool | None = None) -> "FastLlama":
-        """``pack``: pre-pack weights for oneDNN (default: wherever ``can_pack``). Raises
-        ``Unsupported`` for a model ``arch.describe`` cannot describe."""
+        """The fast forward of a live model's current weights (``models.full_weights``)."""
+        return cls.from_weights(model, full_weights(model), dtype, max_positions, pack)
+
+    @classmethod
+    @torch.no_grad()
+    def from_weights(cls, model, weights: Iterable[tuple[str, torch.Tensor]], dtype: torch.dtype,
+                     max_positions: int = 32768, pack: bool | None = None) -> "FastLlama":
+        """The fast forward of ``weights``: the ``(name, tensor)`` pairs a trainer publishes (HF
+        names, LoRA merged; what ``vllm`` loads too). ``model`` gives only the shape: its config,
+        family (``arch.describe``) and RoPE tables; its parameters are not read. ``pack``:
+        pre-pack weights for oneDNN (default: wherever ``can_pack``). Raises ``Unsupported`` for a
+        model ``arch.describe`` cannot describe, ``KeyError`` for a weight missing from the pairs."""
         m = base_model(model)
         arch = describe(m)
         dev = m.lm_head.weight.device
-        w = _Weights(dev, dtype, can_pack(dev, dtype) if pack is None else pack, arch.norm_offset)
-        layers = [_layer(blk, i, arch, w) for i, blk in enumerate(m.model.layers)]
+        w = _Weights(weights, dev, dtype, can_pack(dev, dtype) if pack is None else pack, arch.norm_offset)
+        layers = [_layer(i, arch, w) for i in range(m.config.num_hidden_layers)]
+        embed = w.tensor("model.embed_tokens.weight")
+        # a tied head is published once, as the embedding
+        lm_head = w.linear("lm_head") if "lm_head.weight" in w.sd else Linear(w.cast(embed), None, w.pack)
         positions = min(max_positions, getattr(m.config, "max_position_embeddings", max_positions))
-        return cls(arch, layers, w.cast(m.model.embed_tokens.weight), w.norm(m.model.norm), w.linear(m.lm_head),
+        return cls(arch, layers, w.cast(embed), w.norm("model.norm"), lm_head,
                    rope_tables(m, arch, positions), m.config, dtype, positions)
 
     def new_cache(self, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:

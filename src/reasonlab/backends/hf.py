@@ -4,14 +4,16 @@ Architectures ``arch.py`` describes go through ``FastLlama`` + ``decode`` (fused
 sampling dtype, static KV cache, shared prefill for n samples). Any other architecture gets a
 one-line warning naming it and ``generic_decode`` (transformers' own forward, batched) — never
 the fast forward computing a different model; ``fast=True`` on such a model is an error.
-``HFGenerator`` wraps a model a trainer may be updating: call ``sync_weights()`` after each
-optimizer step so the sampling copy follows (LoRA merged).
+``HFGenerator`` wraps a model a trainer may be updating: ``sync_weights()`` after each optimizer
+step rebuilds the sampling copy from ``weights()``, the ``(name, tensor)`` pairs the trainer
+publishes (``models.full_weights``: HF names, LoRA merged), the same pairs ``vllm`` loads.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from typing import Callable, Iterable
 
 import torch
 
@@ -19,7 +21,7 @@ from reasonlab.backends.base import BACKENDS
 from reasonlab.backends.decode import StopChecker, decode
 from reasonlab.backends.fast_llama import FastLlama, fast_plan
 from reasonlab.backends.generic import generic_decode
-from reasonlab.models import base_model, prepare_tokenizer, resolve_dtype
+from reasonlab.models import base_model, full_weights, prepare_tokenizer, resolve_dtype
 from reasonlab.prompts import render_chat
 from reasonlab.types import Completion, Prompt, SamplingParams
 
@@ -28,8 +30,10 @@ class HFGenerator:
     name = "hf"
 
     def __init__(self, model, tokenizer, *, dtype: str | torch.dtype | None = None,
-                 max_batch: int = 64, fast: bool | None = None, ignore_eos: bool = False):
-        self.model = model
+                 max_batch: int = 128, fast: bool | None = None, ignore_eos: bool = False,  # rows per decode loop
+                 weights: Callable[[], Iterable[tuple[str, torch.Tensor]]] | None = None):
+        self.model = model  # the fast path reads only its shape (config, RoPE tables) from it
+        self.weights = weights or (lambda: full_weights(model))
         self.tokenizer = prepare_tokenizer(tokenizer)
         self.device = next(model.parameters()).device
         self.dtype = resolve_dtype(dtype, self.device.type)
@@ -58,8 +62,9 @@ class HFGenerator:
         return {i for i in ids if i is not None}
 
     def sync_weights(self) -> None:
-        """Rebuild the sampling copy of the weights from the live model (after an update)."""
-        self._fast = FastLlama.from_hf(self.model, self.dtype) if self.use_fast else None
+        """Rebuild the sampling copy from the published weights (after an update). The generic
+        path runs the live module itself, so it has no copy to rebuild."""
+        self._fast = FastLlama.from_weights(self.model, self.weights(), self.dtype) if self.use_fast else None
 
     def encode(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
@@ -119,11 +124,10 @@ class HFGenerator:
 @BACKENDS.register("hf")
 def hf(model: str, dtype: str | None = None, live_model=None, tokenizer=None, weights=None,
        **options) -> HFGenerator:
-    """Load ``model``, or wrap ``live_model`` (a model a trainer is updating) with its tokenizer.
-    ``weights`` (the trainer's publisher, what ``vllm`` loads) is not used yet: the fast path
-    still reads the live module (``FastLlama.from_hf``), the last backend to do so."""
+    """Load ``model``, or wrap ``live_model`` (a model a trainer is updating) with its tokenizer;
+    ``weights``: the trainer's publisher (default: ``models.full_weights`` of the model)."""
     if live_model is not None:
-        return HFGenerator(live_model, tokenizer, dtype=dtype, **options)
+        return HFGenerator(live_model, tokenizer, dtype=dtype, weights=weights, **options)
     from reasonlab.models import load
 
     m, tok = load(model, dtype=dtype)

@@ -17,7 +17,7 @@ build, so the main venv keeps the newest transformers.
   seeded request whose prefill is split across engine steps crashes vLLM 0.32 ("CPU Generator
   does not use offset"), so there the token budget per step is raised until no prefill splits.
 - Weights: a trainer passes ``weights=`` (a callable returning ``(name, tensor)`` pairs of the
-  full model, LoRA merged: ``train/publish.py``); ``sync_weights()`` loads them with the V1
+  full model, LoRA merged: ``models.full_weights``); ``sync_weights()`` loads them with the V1
   worker's ``reload_weights`` (in place, then the layers' post-load processing again: the CPU
   build re-packs its linears, the model's loader fuses q/k/v and gate/up from HF names) and resets
   the prefix cache. The engine never sees the trainer's module, peft or accelerate.
@@ -137,6 +137,10 @@ class VLLMGenerator:
         self.llm.reset_prefix_cache()  # cached K/V were computed with the old weights
         if self.sleep:
             self.llm.wake_up(tags=["kv_cache"])
+
+    def close(self) -> None:
+        """Shut the engine down (its memory back) before another one starts in this process."""
+        self.llm.llm_engine.engine_core.shutdown()
 
 
 def _dtype_name(dtype: Any) -> str:

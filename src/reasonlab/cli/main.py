@@ -98,6 +98,7 @@ COMMAND_MODULES = [
     "reasonlab.cli.train_sft",
     "reasonlab.cli.generate",
     "reasonlab.cli.recipe",
+    "reasonlab.cli.compare",
 ]
 
 for _name in COMMAND_MODULES:

@@ -53,7 +53,7 @@ def scale_command(
     from reasonlab.io import check_writable_dir
     from reasonlab.prompts import PROMPTS
     from reasonlab.search.base import SearchConfig, get_strategy
-    from reasonlab.search.runner import run_scale
+    from reasonlab.search.runner import run_scale, scorer_from_spec
     from reasonlab.tasks.base import get_task
 
     with friendly_errors():
@@ -65,7 +65,7 @@ def scale_command(
         ns = _budgets(n)
         the_task = get_task(task, data=data, **task_options(task_option))
         problems = the_task.load(split, limit)
-        rm = _scorer(scorer, the_task)
+        rm = scorer_from_spec(scorer, the_task)
         gen = make_backend(backend, model)
     cfg = SearchConfig(prompt=prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     summary = run_scale(problems, the_task, gen, rm, names, ns, cfg, out)
@@ -80,19 +80,6 @@ def scale_command(
             console.print(f"  n={r['n']} acc {r['accuracy']:.3f} {_ci(r['accuracy_ci'])}{gain} "
                           f"({r['tokens_per_problem']:.0f} tok)")
     console.print(f"wrote {out}/summary.json and {out}/report.html")
-
-
-def _scorer(spec: str | None, task):
-    """``verifier`` -> the task's own self-check; a directory -> a trained PRM/ORM; None -> none."""
-    if spec is None:
-        return None
-    if spec == "verifier":
-        from reasonlab.search.self_check import SelfCheckScorer
-
-        return SelfCheckScorer.for_task(task)
-    from reasonlab.search.scorers import RewardModelScorer
-
-    return RewardModelScorer.load(Path(spec))
 
 
 def _ci(ci: list[float] | None) -> str:

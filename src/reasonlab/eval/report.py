@@ -63,6 +63,30 @@ def band_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float, f
     return _finish(fig, ax, path, title, xlabel, ylabel, legend=len(series) > 1)
 
 
+def xy_plot(path: str | Path, series: dict[str, Sequence[tuple[float, float, float | None, float | None]]],
+            title: str, xlabel: str, ylabel: str = "", *, logx: bool = False, logy: bool = False,
+            markers: bool = True, point_labels: dict[str, Sequence[str]] | None = None) -> Path:
+    """One chart, a line per series with error bars: each point ``(x, y, lo, hi)`` (no bar where
+    ``lo``/``hi`` is None), axes on a log10 scale when asked. Why beside ``band_plot``: a series
+    may be one point (a trained model), which a shaded band cannot show."""
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    for label, points in series.items():
+        if not points:
+            continue
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        err = [[max(0.0, p[1] - p[2]) if p[2] is not None else 0.0 for p in points],
+               [max(0.0, p[3] - p[1]) if p[3] is not None else 0.0 for p in points]]
+        ax.errorbar(xs, ys, yerr=err if any(map(any, err)) else None, marker="o" if markers else None,
+                    markersize=4, capsize=3, label=label)
+        for (x, y, *_), text in zip(points, (point_labels or {}).get(label, [])):
+            ax.annotate(text, (x, y), fontsize=7)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    return _finish(fig, ax, path, title, xlabel, ylabel, legend=len(series) > 1)
+
+
 def _finish(fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str, legend: bool) -> Path:
     """Labels, grid and legend every chart here shares; save and close the figure."""
     ax.set_title(title)

@@ -107,7 +107,7 @@ def _generate_unit(generator, task, chunk: list[Problem], lo: int, hi: int, have
                 "problem_id": problem.id, "sample_index": index, "prompt": prompt,
                 "completion": prefix + c.text, "extracted": s.extracted, "correct": s.correct,
                 "reference": problem.answer, "tokens": c.num_tokens,
-                "finish_reason": c.finish_reason,
+                "prompt_tokens": len(c.prompt_token_ids) or None, "finish_reason": c.finish_reason,
             })
     return rows
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from reasonlab.eval.intervals import RESAMPLES, bootstrap_ci, paired_bootstrap_ci, rounded
+from reasonlab.eval.metrics import r1_format_ok
 from reasonlab.eval.progress import progress_bar
 from reasonlab.eval.report import band_plot, write_html
 from reasonlab.io import atomic_write_json, atomic_write_jsonl
@@ -89,7 +90,8 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
                 per_candidate = _unflatten(flat, [len(r.candidates) for r in results])
                 for p, r, c in zip(problems, results, correct):
                     lines.append({"strategy": name, "n": n, "problem_id": p.id, "answer": r.answer,
-                                  "reference": p.answer, "correct": c, "tokens": r.tokens})
+                                  "reference": p.answer, "correct": c, "tokens": r.tokens,
+                                  "format_ok": r1_format_ok(r.text)})
                 outcomes[(name, n)] = (correct, per_candidate)
                 curves.setdefault(name, []).append({
                     "n": n, "accuracy": round(sum(correct) / len(correct), 4), **_candidate_stats(per_candidate),
@@ -112,6 +114,19 @@ def run_scale(problems, task, backend, scorer, strategies: list[str], ns: list[i
     atomic_write_json(out / "summary.json", summary)
     plot(out, curves)
     return summary
+
+
+def scorer_from_spec(spec: str | None, task):
+    """``verifier`` -> the task's own self-check; a directory -> a trained PRM/ORM; None -> none."""
+    if spec is None:
+        return None
+    if spec == "verifier":
+        from reasonlab.search.self_check import SelfCheckScorer
+
+        return SelfCheckScorer.for_task(task)
+    from reasonlab.search.scorers import RewardModelScorer
+
+    return RewardModelScorer.load(Path(spec))
 
 
 class Judge:

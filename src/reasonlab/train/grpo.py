@@ -2,8 +2,8 @@
 
 One step: sample G completions for each of ``prompts_per_step`` prompts with the project's own
 sampler (the ``hf`` backend by default, or vLLM's engine in this process, ``backend: {name: vllm}``,
-which loads the weights ``train/publish.py`` hands it after every step; built through the backend
-registry),
+which, like ``hf``, loads the weights ``models.full_weights`` publishes after every step; built
+through the backend registry),
 score with rule-based rewards, compute group advantages (``algos.advantages``), then ``mu``
 policy updates with the registered policy loss (``algos.losses``), each token's loss weighted
 by the importance-sampling correction (``algos.correction``), gradient-accumulated over
@@ -37,20 +37,18 @@ from reasonlab.config import ConfigError
 from reasonlab.eval.metrics import r1_format_ok, well_formed
 from reasonlab.io import append_jsonl
 from reasonlab.tasks.base import get_task
-from reasonlab.train import publish
 from reasonlab.train.core import Trainer
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.train.policy import plan_micro_batches, shared_prefix_logprobs
-from reasonlab.train.rollout import ProblemStream, Rollout, collect
+from reasonlab.train.rollout import ProblemStream, Rollout, collect, rank_counts
 from reasonlab.train.signals import reflection_rate
 from reasonlab.tensors import pad
 
 
 def refuse_sharded(distributed_type, deepspeed_plugin, backend: str) -> None:
     """One line instead of sampling garbage: under FSDP or ZeRO-3 each process holds a shard of
-    every weight, and the sampler (``hf``: ``fast_llama`` copies ``module.weight``; ``vllm``:
-    ``publish.full_weights``, which does not gather shards yet) would read the shards as if they
-    were the model."""
+    every weight, and the publisher every sampler loads from (``models.full_weights``, which
+    does not gather shards yet) would hand over the shards as if they were the model."""
     from accelerate.utils import DistributedType
 
     sharded = distributed_type == DistributedType.FSDP or (
@@ -83,21 +81,23 @@ class GRPOTrainer(Trainer):
             self.ref = copy.deepcopy(model).to(self.dtype).eval().requires_grad_(False)
         self.setup_optimizer(model)
         self.sampler = make_backend(cfg.backend.name, cfg.model, live_model=models.unwrap(self.model),
-                                    weights=lambda: publish.full_weights(self.model),
+                                    weights=lambda: models.full_weights(self.model),
                                     tokenizer=self.tokenizer, dtype=self.dtype, **cfg.backend.options)
         self.sampler.sync_weights()  # an engine that loaded cfg.model from disk starts from our weights
         self.task = get_task(cfg.task.name, **cfg.task.options)
         self.stream = ProblemStream(self.task.load(cfg.task.split), cfg.seed)
+        self.keep_rate = cfg.sampling.keep_rate_prior  # dynamic sampling's running estimate (rollout.py)
         self.policy_loss = POLICY_LOSSES.get(cfg.algo.loss)
         self.agg = AGGREGATIONS.get(cfg.algo.loss_agg)
         self.kl_fn = KL_ESTIMATORS.get(cfg.algo.kl)
         self.correction = IS_CORRECTIONS.get(cfg.correction_name())
 
     def data_state(self) -> dict[str, Any]:
-        return {"pos": self.stream.pos}
+        return {"pos": self.stream.pos, "keep_rate": self.keep_rate}
 
     def load_data_state(self, state: dict[str, Any]) -> None:
         self.stream.pos = state["pos"]
+        self.keep_rate = state.get("keep_rate", self.cfg.sampling.keep_rate_prior)  # older checkpoints: prior
 
     def on_resumed(self) -> None:
         self.sampler.sync_weights()
@@ -108,7 +108,8 @@ class GRPOTrainer(Trainer):
     def update(self) -> dict[str, Any]:
         """One GRPO step: sample and score a batch, then ``mu`` policy updates on it."""
         roll = collect(self.sampler, self.task, self.stream, self.cfg, self.step,
-                       self.acc.process_index, self.acc.num_processes)
+                       self.acc.process_index, self.acc.num_processes, self.keep_rate, rank_counts(self.acc))
+        self.keep_rate = roll.keep_rate
         t1 = time.perf_counter()
         stats = self.policy_update(roll)
         self.sampler.sync_weights()
@@ -206,9 +207,11 @@ class GRPOTrainer(Trainer):
         m["truncated_rate"] = mean([float(s.completion.finish_reason == "length") for s in roll.samples])
         m["groups_sampled"] = roll.groups_sampled
         m["groups_kept"] = len(roll.samples) // self.cfg.sampling.group_size
+        m["groups_informative"], m["sampling_rounds"] = roll.groups_informative, roll.rounds
         m.update(stats)
         m["gen_s"], m["train_s"] = roll.gen_s, time.perf_counter() - t1
         m["gen_tokens_per_s"] = roll.tokens / roll.gen_s if roll.gen_s else 0.0
+        m["gen_tokens"], m["prompt_tokens"] = roll.tokens, roll.prompt_tokens  # this rank's; eval/compute.py
         return m
 
     def _log_samples(self, roll: Rollout) -> None:

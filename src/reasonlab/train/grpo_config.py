@@ -50,6 +50,14 @@ class RewardConfig:
 
 @dataclass
 class SamplingConfig:
+    """Rollouts per step. ``dynamic_sampling`` (DAPO) drops groups whose rewards are all equal and
+    keeps ``prompts_per_step`` informative ones, drawn over-provisioned (``train/rollout.py``):
+    round 1 draws, in one batch, as many groups as the running keep rate (starting from
+    ``keep_rate_prior``) says are needed, at most ``oversample_max`` times ``prompts_per_step`` (1:
+    only the groups still missing, round after round); a further round, sized the same way for the
+    groups still missing, up to ``max_sampling_rounds``, runs only when that fell short.
+    Informative groups beyond ``prompts_per_step`` are dropped (the first ones drawn are kept)."""
+
     prompts_per_step: int = 8
     group_size: int = 8  # G completions per prompt
     max_new_tokens: int = 128
@@ -57,6 +65,8 @@ class SamplingConfig:
     top_p: float = 1.0
     dynamic_sampling: bool = False  # DAPO: drop groups with equal rewards, top up the batch
     max_sampling_rounds: int = 3
+    oversample_max: float = 2.0  # dynamic sampling: a round draws <= this x the groups still needed
+    keep_rate_prior: float = 0.7  # dynamic sampling: the share of informative groups assumed at step 1
     overlong: Literal["none", "mask", "soft"] = "none"  # DAPO overlong filtering / soft penalty
     overlong_buffer: int = 32  # soft: tokens before max_new_tokens where the penalty ramps up
     overlong_penalty: float = 1.0
@@ -71,6 +81,9 @@ class SamplingConfig:
                 f"must be > 0 (GRPO needs diverse samples in a group), got {self.temperature}")
         require(0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p}")
         require(self.max_sampling_rounds >= 1, "max_sampling_rounds", f"must be >= 1, got {self.max_sampling_rounds}")
+        require(self.oversample_max >= 1, "oversample_max",
+                f"must be >= 1 (1 draws only the groups still needed), got {self.oversample_max}")
+        require(0 < self.keep_rate_prior <= 1, "keep_rate_prior", f"must be in (0, 1], got {self.keep_rate_prior}")
         require(self.overlong != "soft" or 0 <= self.overlong_buffer < self.max_new_tokens, "overlong_buffer",
                 f"must be in [0, max_new_tokens) with overlong: soft, got {self.overlong_buffer}")
         require(self.overlong_penalty >= 0, "overlong_penalty", f"must be >= 0, got {self.overlong_penalty}")

@@ -1,16 +1,33 @@
 """One step's experience: sample G completions per prompt, score, compute group advantages.
 
-Includes DAPO's dynamic sampling (groups whose rewards are all equal carry no gradient under
-group-relative advantages; drop them and sample more prompts, up to ``max_sampling_rounds``)
-and overlong handling (``mask``: truncated completions leave the loss; ``soft``: DAPO eq. 13
-length penalty in the last ``overlong_buffer`` tokens).
+Includes DAPO's dynamic sampling and overlong handling (``mask``: truncated completions leave the
+loss; ``soft``: DAPO eq. 13 length penalty in the last ``overlong_buffer`` tokens).
+
+Dynamic sampling: groups whose rewards are all equal carry no gradient under group-relative
+advantages; they are dropped. Rather than drawing, round after round, only the groups still
+missing (each round a smaller batch with its own prefill), ``collect`` over-provisions: round 1 draws enough
+groups for ``prompts_per_step`` informative ones at the running keep rate (``groups_to_draw``:
+the fewest that suffice 4 times in 5 by the binomial tail, at most ``oversample_max`` times the
+groups needed), in one ``generate`` call; a further round, sized the same way, runs only when that
+fell short, up to ``max_sampling_rounds``. The keep rate is an exponential average over steps
+(``blend``, from ``keep_rate_prior``), returned in ``Rollout.keep_rate`` for the trainer to pass
+to the next step and to checkpoint with the data position, so a resumed run draws exactly what an
+uninterrupted one does. Informative groups beyond ``prompts_per_step`` are dropped, keeping the
+first ones in draw order (the stream's shuffled order), so which ones stay is not biased by their
+rewards or lengths.
+
+Several ranks: each takes the same positions (``stream.take(n * world)[rank::world]``) and the
+round sizes and the keep rate come from every rank's informative counts (``gather``, e.g.
+``rank_counts(accelerator)``), so all ranks draw, and advance the data position, alike.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -19,6 +36,9 @@ from reasonlab.algos import ADVANTAGES
 from reasonlab.rewards import combine
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.types import Problem, Sample, SamplingParams
+
+KEEP_RATE_WEIGHT = 0.5  # weight of the newest step in the running keep rate
+SUFFICE = 0.8  # a round is sized to hold the informative groups still needed with this chance
 
 
 class ProblemStream:
@@ -47,9 +67,13 @@ class Rollout:
     advantages: list[float] = field(default_factory=list)
     in_loss: list[bool] = field(default_factory=list)
     components: dict[str, list] = field(default_factory=dict)
-    groups_sampled: int = 0
+    groups_sampled: int = 0  # groups drawn on this rank, all rounds
+    groups_informative: int = 0  # of those, kept before the cut to prompts_per_step (all without dynamic sampling)
+    rounds: int = 0  # generate calls
+    keep_rate: float = 0.0  # the running keep rate after this step (dynamic sampling), for the next
     gen_s: float = 0.0
-    tokens: int = 0
+    tokens: int = 0  # completion tokens sampled, all rounds
+    prompt_tokens: int = 0  # prompt tokens prefilled (each drawn prompt once), all rounds
 
 
 def soft_overlong(length: int, max_len: int, buffer: int) -> float:
@@ -60,31 +84,54 @@ def soft_overlong(length: int, max_len: int, buffer: int) -> float:
     return max(-1.0, (start - length) / max(1, buffer))
 
 
+def groups_to_draw(need: int, rate: float, cap: float) -> int:
+    """Groups to draw for ``need`` informative ones when each is informative with probability
+    ``rate``: the fewest n, between ``need`` and ``ceil(cap * need)``, whose draw holds ``need``
+    informative groups with probability >= ``SUFFICE`` (binomial tail)."""
+    top = max(need, math.ceil(cap * need - 1e-9))
+    return next((n for n in range(need, top) if _at_least(need, n, rate) >= SUFFICE), top)
+
+
+def _at_least(k: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) >= k)."""
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def blend(prev: float, informative: int, drawn: int) -> float:
+    """The running keep rate after a step that found ``informative`` of ``drawn`` groups."""
+    if drawn <= 0:
+        return prev
+    return (1 - KEEP_RATE_WEIGHT) * prev + KEEP_RATE_WEIGHT * informative / drawn
+
+
+def rank_counts(acc) -> Callable[[int], list[int]]:
+    """``collect``'s ``gather`` under accelerate: every process's count, in rank order."""
+    return lambda n: [int(x) for x in acc.gather(torch.tensor([n], device=acc.device)).tolist()]
+
+
 def collect(generator, task, stream: ProblemStream, cfg: GRPOConfig, step: int,
-            rank: int = 0, world: int = 1) -> Rollout:
+            rank: int = 0, world: int = 1, keep_rate: float | None = None,
+            gather: Callable[[int], list[int]] | None = None) -> Rollout:
+    """Sample, score and keep one step's groups (the module docstring describes the rounds).
+
+    ``keep_rate``: the previous step's ``Rollout.keep_rate`` (None: ``sampling.keep_rate_prior``);
+    ``gather(n)``: every rank's ``n`` (default: this rank's alone, for one process)."""
     s = cfg.sampling
-    out = Rollout()
-    weights = cfg.rewards.weights
-    rounds = s.max_sampling_rounds if s.dynamic_sampling else 1
-    for rnd in range(rounds):
-        need = s.prompts_per_step - out.groups_sampled if not s.dynamic_sampling else \
-            s.prompts_per_step - len(out.samples) // s.group_size
-        if need <= 0:
+    gather = gather or (lambda n: [n])
+    prior = s.keep_rate_prior if keep_rate is None else keep_rate
+    out = Rollout(keep_rate=prior)
+    counts = [0]  # informative groups so far, per rank
+    for rnd in range(s.max_sampling_rounds if s.dynamic_sampling else 1):
+        short = s.prompts_per_step - min(counts)  # the rank that lacks most sets the round for all
+        if short <= 0:
             break
-        problems = stream.take(need * world)[rank::world]  # same data position on every rank
-        prompts = [prompt_formats.build(p, cfg.task.prompt) for p in problems]
-        params = SamplingParams(n=s.group_size, temperature=s.temperature, top_p=s.top_p,
-                                max_new_tokens=s.max_new_tokens,
-                                seed=(cfg.seed * 7919 + step) * 1000 + rnd * 64 + rank)
-        t = time.perf_counter()
-        outputs = generator.generate(prompts, params)
-        out.gen_s += time.perf_counter() - t
-        samples = [Sample(p, pr, c) for p, pr, cs in zip(problems, prompts, outputs) for c in cs]
-        out.tokens += sum(x.completion.num_tokens for x in samples)
-        totals, comps = combine(samples, weights, cfg.rewards.options, task=task)
-        out.groups_sampled += len(problems)
-        _add_groups(out, samples, totals, comps, cfg)
-    if s.dynamic_sampling:  # keep at most prompts_per_step groups
+        n = groups_to_draw(short, out.keep_rate, s.oversample_max) if s.dynamic_sampling else short
+        problems = stream.take(n * world)[rank::world]  # same data position on every rank
+        out.groups_informative += _sample_round(generator, task, problems, cfg, step, rnd, rank, out)
+        if s.dynamic_sampling:
+            counts = gather(out.groups_informative)
+            out.keep_rate = blend(prior, sum(counts), out.groups_sampled * world)
+    if s.dynamic_sampling:  # keep at most prompts_per_step groups, the first ones drawn
         keep = s.prompts_per_step * s.group_size
         out.samples, out.rewards, out.advantages, out.in_loss = (
             out.samples[:keep], out.rewards[:keep], out.advantages[:keep], out.in_loss[:keep])
@@ -92,8 +139,31 @@ def collect(generator, task, stream: ProblemStream, cfg: GRPOConfig, step: int,
     return out
 
 
-def _add_groups(out: Rollout, samples, totals, comps, cfg: GRPOConfig) -> None:
+def _sample_round(generator, task, problems: list[Problem], cfg: GRPOConfig, step: int, rnd: int,
+                  rank: int, out: Rollout) -> int:
+    """One ``generate`` call for ``problems``, scored into ``out``; returns the informative groups."""
+    s = cfg.sampling
+    prompts = [prompt_formats.build(p, cfg.task.prompt) for p in problems]
+    params = SamplingParams(n=s.group_size, temperature=s.temperature, top_p=s.top_p,
+                            max_new_tokens=s.max_new_tokens,
+                            seed=(cfg.seed * 7919 + step) * 1000 + rnd * 64 + rank)
+    t = time.perf_counter()
+    outputs = generator.generate(prompts, params)
+    out.gen_s += time.perf_counter() - t
+    samples = [Sample(p, pr, c) for p, pr, cs in zip(problems, prompts, outputs) for c in cs]
+    out.tokens += sum(x.completion.num_tokens for x in samples)
+    out.prompt_tokens += sum(len(cs[0].prompt_token_ids) for cs in outputs if cs)
+    totals, comps = combine(samples, cfg.rewards.weights, cfg.rewards.options, task=task)
+    out.groups_sampled += len(problems)
+    out.rounds += 1
+    return _add_groups(out, samples, totals, comps, cfg)
+
+
+def _add_groups(out: Rollout, samples, totals, comps, cfg: GRPOConfig) -> int:
+    """Add the groups to ``out`` (flat ones only to the ``_dropped`` components under dynamic
+    sampling); returns how many were added."""
     s, G = cfg.sampling, cfg.sampling.group_size
+    added = 0
     adv_fn = ADVANTAGES.get(cfg.algo.advantage)
     for g in range(len(samples) // G):
         idx = range(g * G, (g + 1) * G)
@@ -121,3 +191,5 @@ def _add_groups(out: Rollout, samples, totals, comps, cfg: GRPOConfig) -> None:
         out.in_loss.extend(valid)
         for name, vals in comps.items():
             out.components.setdefault(name, []).extend(vals[i] for i in idx)
+        added += 1
+    return added
