@@ -22,6 +22,7 @@ BASE = {
     "scale": ["scale", "--task", "arith", "--out", OUT],
     "serve": ["serve", "--model", "m"],
     "demo": ["demo", "--out", OUT],
+    "compare": ["compare", "--out", OUT],
 }
 
 # (command, option, a bad value); every numeric option of every command appears at least once
@@ -42,6 +43,7 @@ CASES = [
     ("serve", "--port", "0"), ("serve", "--port", "65536"), ("serve", "--max-concurrency", "0"),
     ("serve", "--timeout-s", "0"), ("serve", "--max-tokens", "0"), ("serve", "--max-n", "0"),
     ("demo", "--eval-limit", "0"),
+    ("compare", "--queries", "0"), ("compare", "--price-per-hour", "-1"),
 ]
 
 # numeric options whose type is a string: a comma list checked by a callback
