@@ -9,7 +9,11 @@ peak is a bf16 ``mm`` of the same width measured in this run. Prints the achieve
 and the profiler's top operators, so "the rest" has names (autocast casts, the log-softmax over
 the 49K vocabulary, the optimizer).
 
-    .venv/bin/python bench/grpo_update_profile.py [--repeats 3] [--threads 0]
+``--forward``: ``fused`` (default: ``train/fused_forward.py`` wherever it describes the model),
+``hf`` (transformers' forward), or ``both``: the two timed in turns in one run, so a shared
+machine's load hits both alike, and the ratio printed; the profile is of the fused forward.
+
+    .venv/bin/python bench/grpo_update_profile.py [--repeats 3] [--threads 0] [--forward both]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 import torch
 
 from reasonlab.config import from_dict
+from reasonlab.train import fused_forward
 from reasonlab.train.grpo import GRPOTrainer
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.train.policy import plan_micro_batches
@@ -56,6 +61,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--rows", type=int, default=25, help="profiler rows to print")
+    ap.add_argument("--forward", choices=["fused", "hf", "both"], default="fused")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,18 +78,28 @@ def main() -> None:
     params = sum(p.numel() for n, p in trainer.model.named_parameters() if "embed" not in n or
                  trainer.model.config.tie_word_embeddings)  # the LM head is a matmul; a lookup is not
     flops = 6 * params * n_tok
-    trainer.policy_update(roll)  # warm-up
-    times = []
+    kinds = ["hf", "fused"] if args.forward == "both" else [args.forward]
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    for k in kinds:
+        fused_forward.ENABLED = k == "fused"
+        trainer.policy_update(roll)  # warm-up
     for _ in range(args.repeats):
-        t = time.perf_counter()
-        trainer.policy_update(roll)
-        times.append(time.perf_counter() - t)
-    upd = statistics.median(times)
+        for k in kinds:  # in turns: a shared machine's load hits both alike
+            fused_forward.ENABLED = k == "fused"
+            t = time.perf_counter()
+            trainer.policy_update(roll)
+            times[k].append(time.perf_counter() - t)
     peak = matmul_peak(trainer.dtype)
     print(f"torch threads {torch.get_num_threads()}, autocast {trainer.dtype}; {len(roll.samples)} completions, "
           f"{sum(s.completion.num_tokens for s in roll.samples)} completion tokens, {n_tok} tokens through the model")
-    print(f"update: median {upd:.2f} s of {', '.join(f'{x:.2f}' for x in times)}; useful {flops / upd / 1e9:.0f} "
-          f"GFLOP/s; {trainer.dtype} mm peak {peak / 1e9:.0f} GFLOP/s -> {flops / upd / peak:.0%} of peak")
+    for k in kinds:
+        upd = statistics.median(times[k])
+        print(f"update ({k} forward): median {upd:.2f} s of {', '.join(f'{x:.2f}' for x in times[k])}; useful "
+              f"{flops / upd / 1e9:.0f} GFLOP/s; {trainer.dtype} mm peak {peak / 1e9:.0f} GFLOP/s -> "
+              f"{flops / upd / peak:.0%} of peak")
+    if len(kinds) == 2:
+        print(f"fused / hf: {statistics.median(times['fused']) / statistics.median(times['hf']):.2f} of the time")
+    fused_forward.ENABLED = kinds[-1] == "fused"
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -41,15 +41,21 @@ def test_loss_sum_and_gradient_match_full_vocab_cross_entropy():
         torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
 
 
-def test_lm_head_runs_only_on_target_positions():
+def test_lm_head_runs_only_on_target_positions(monkeypatch):
+    """transformers' forward (``logits_to_keep``) and the fused one both build (targets, V) logits."""
+    from reasonlab.train import fused_forward
+
     model, batch = tiny_llama(), _batch()
     shapes = []
     hook = model.lm_head.register_forward_hook(lambda m, i, out: shapes.append(tuple(out.shape)))
     try:
-        _, n = sft_loss(model, batch)
+        _, n = sft_loss(model, batch, fused=False)
     finally:
         hook.remove()
-    assert shapes == [(n, model.config.vocab_size)]
+    real = fused_forward.logits
+    monkeypatch.setattr(fused_forward, "logits", lambda *a: shapes.append(tuple(real(*a).shape)) or real(*a))
+    sft_loss(model, batch)
+    assert shapes == [(n, model.config.vocab_size)] * 2
 
 
 def test_bf16_autocast_is_close_to_fp32():

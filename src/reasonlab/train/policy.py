@@ -10,6 +10,10 @@ softmax(logits / T), as TRL and verl do: the policy gradient is the one of the s
 and ``Completion.logprobs`` (the sampler's, also at T) are comparable with the trainer's (the
 sampler/trainer gap metric and truncated importance sampling need that). Top-p truncation is
 not applied here (nor in TRL or verl).
+
+Both functions run ``fused_forward`` (our own training forward: padding packed away, same loss and
+gradients) wherever it describes the model, and transformers' forward otherwise (``fused=False``
+forces it; a one-line warning says why once per model).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 
 from reasonlab.models import cache_kwarg
 from reasonlab.tensors import pad
+from reasonlab.train import fused_forward
 
 
 @dataclass
@@ -40,9 +45,18 @@ def build_batch(prompts: list[tuple[int, ...]], completions: list[tuple[int, ...
 
 
 def completion_logprobs(model, batch: SeqBatch, autocast_dtype: torch.dtype | None,
-                        with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(logp (B, C), entropy (B, C) or None). Entropy is computed without gradient."""
+                        with_entropy: bool = False, fused: bool | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logp (B, C), entropy (B, C) or None). Entropy is computed without gradient. The fused
+    forward leaves 0 at padded completion positions; transformers' forward scores them too."""
     C = batch.comp.shape[1]
+    p = fused_forward.plan(model, fused)
+    if p is not None:
+        P = batch.ids.shape[1] - C
+        prompts = [tuple(row[:P][a[:P].bool()].tolist()) for row, a in zip(batch.ids, batch.attn)]
+        comps = [tuple(row[m.bool()].tolist()) for row, m in zip(batch.comp, batch.mask)]
+        logp, ent, _ = _fused_logprobs(model, p, prompts, comps, autocast_dtype, with_entropy, 1.0, C)
+        return logp, ent
     device = next(model.parameters()).device
     enabled = autocast_dtype is not None and autocast_dtype != torch.float32
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
@@ -60,7 +74,8 @@ def completion_logprobs(model, batch: SeqBatch, autocast_dtype: torch.dtype | No
 
 def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: list[tuple[int, ...]],
                            pad_id: int, autocast_dtype: torch.dtype | None, with_entropy: bool = False,
-                           temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                           temperature: float = 1.0, fused: bool | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Like ``completion_logprobs`` but each distinct prompt is run once, not once per sample.
 
     GRPO samples G completions per prompt; the R1 prompt is often longer than the answer, so
@@ -70,6 +85,10 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     K/V into the single prompt pass. Returns (logp (B, C), entropy or None, mask (B, C)).
     """
     from transformers import DynamicCache
+
+    p = fused_forward.plan(model, fused)
+    if p is not None:
+        return _fused_logprobs(model, p, prompts, completions, autocast_dtype, with_entropy, temperature)
 
     device = next(model.parameters()).device
     uniq: dict[tuple[int, ...], int] = {}
@@ -108,6 +127,39 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
         with torch.no_grad():
             entropy = zeros.masked_scatter(keep, -(logp_all.exp() * logp_all).sum(-1))
     return logp, entropy, mask.to(device)
+
+
+def _fused_logprobs(model, p, prompts, completions, autocast_dtype, with_entropy, temperature,
+                    width: int | None = None):
+    """``shared_prefix_logprobs`` through ``fused_forward``: the same prompt sharing, and the LM
+    head only on the positions that predict a real completion token (the prompt's last token for
+    the first one, then each completion token but the last)."""
+    uniq: dict[tuple[int, ...], int] = {}
+    owner = [uniq.setdefault(tuple(q), len(uniq)) for q in prompts]
+    plist = [list(q) for q in uniq]
+    rows = [list(c) for c in completions]
+    lay = fused_forward.layout(plist, rows, [len(plist[o]) for o in owner], owner)
+    U, keep = len(plist), []
+    for b, c in enumerate(rows):
+        if c:
+            start = lay.starts[U + b]
+            keep += [lay.starts[owner[b]] + len(plist[owner[b]]) - 1, *range(start, start + len(c) - 1)]
+    device = next(model.parameters()).device
+    dtype = autocast_dtype or next(model.parameters()).dtype
+    C, B = width or max(1, max(map(len, rows))), len(rows)
+    _, mask = pad([c for c in rows] + [[0] * C], 0)
+    mask = mask[:-1].float().to(device)
+    zeros = torch.zeros(B, C, device=device, dtype=torch.float32)
+    if not keep:  # every completion empty: zeros, still attached to the graph so backward() runs
+        anchor = next((w for w in model.parameters() if w.requires_grad), None)
+        logp = zeros if anchor is None else zeros + 0.0 * anchor.reshape(-1)[0].float()
+        return logp, (zeros.clone() if with_entropy else None), mask
+    hidden = fused_forward.final_hidden(model, p, lay, torch.tensor(keep), dtype)
+    tok = torch.tensor([t for c in rows for t in c], device=device)
+    picked, ent = fused_forward.token_logprobs(fused_forward.logits(model, p, hidden, dtype), tok, temperature,
+                                               with_entropy)
+    real = mask.bool()
+    return (zeros.masked_scatter(real, picked), None if ent is None else zeros.masked_scatter(real, ent), mask)
 
 
 def plan_micro_batches(prompts: list[tuple[int, ...]], lengths: list[int], size: int) -> list[list[int]]:

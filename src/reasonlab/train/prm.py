@@ -5,7 +5,8 @@ steps; for the prefix ending at step i, sample k completions continuing it and l
 with the fraction that reach the right answer. The final step's label is its own correctness.
 ORM labels: the solution's correctness, at its last step only.
 Training: binary cross-entropy (soft targets) of the value head at step ends; the backbone's
-last ``train_layers`` layers and the head are trained, the rest frozen. The loop, checkpoints and
+last ``train_layers`` layers and the head are trained, the rest frozen; the backbone runs through
+``fused_forward`` where it describes the model (``value_logits``), else transformers' forward. The loop, checkpoints and
 exact resume are the training core's (``train/core.py``); labelling resumes too: each chunk's
 labels are appended to ``labels.jsonl`` as soon as they exist and are not sampled again.
 """
@@ -26,6 +27,7 @@ from reasonlab.eval.progress import progress_bar
 from reasonlab.io import append_jsonl, atomic_write_jsonl, read_jsonl_rows, truncate_torn_tail
 from reasonlab.search.scorers import ValueModel, encode_steps, split_steps
 from reasonlab.tensors import pad
+from reasonlab.train import fused_forward
 from reasonlab.train.core import OptimConfig, Trainer, check_common
 from reasonlab.types import Problem, SamplingParams
 
@@ -206,7 +208,7 @@ class PRMTrainer(Trainer):
 
         def loss_of(_: int) -> torch.Tensor:
             ids, attn = pad([x[0] for x in mine], self.tokenizer.pad_token_id or 0)
-            logits = self.model(ids.to(acc.device), attn.to(acc.device))
+            logits = value_logits(self.model, ids.to(acc.device), attn.to(acc.device))
             rows = torch.tensor([j for j, x in enumerate(mine) for _ in x[1]])
             cols = torch.tensor([k for x in mine for k in x[1]])
             target = torch.tensor([y for x in mine for y in x[2]], dtype=torch.float32, device=logits.device)
@@ -237,6 +239,23 @@ class PRMTrainer(Trainer):
         if unexpected or [m for m in missing if "lm_head" not in m]:
             raise RuntimeError(f"{path}: checkpoint does not match the model")
         value.head.load_state_dict(torch.load(path / "value_head.pt", weights_only=True))
+
+
+def value_logits(model: ValueModel, ids: torch.Tensor, attn: torch.Tensor, fused: bool | None = None
+                 ) -> torch.Tensor:
+    """``model(ids, attn)`` (right-padded (B, T) -> value logits (B, T)), the backbone through
+    ``fused_forward`` where it can: same values and gradients, 0 at padded positions."""
+    p = None if hasattr(model, "module") else fused_forward.plan(model.lm, fused)
+    if p is None:
+        return model(ids, attn)
+    lens = attn.sum(-1).tolist()
+    rows = [ids[b, :n].tolist() for b, n in enumerate(lens)]
+    lay = fused_forward.layout([], rows, [0] * len(rows), None)
+    hidden = fused_forward.final_hidden(model.lm, p, lay, torch.arange(len(lay.ids)),
+                                        next(model.lm.parameters()).dtype)
+    out = torch.zeros(ids.shape + (hidden.shape[-1],), device=hidden.device)
+    out = out.index_put((*attn.bool().nonzero(as_tuple=True),), hidden)
+    return model.head(out).squeeze(-1)
 
 
 def train_value_model(model: ValueModel, tokenizer, data: list[dict], cfg: PRMConfig, out: Path,
