@@ -55,41 +55,20 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     again: the engine is rebuilt, takes the checkpoint's weights, and the run ends where an
     uninterrupted one does (same rewards every step, same final weights)."""
     import json
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
     import torch
     import yaml
+    from faults import kill_when, run
     from safetensors.torch import load_file
 
-    repo = Path(__file__).resolve().parents[2]
-    cli = [sys.executable, "-m", "reasonlab.cli.main", "train", "grpo"]
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({**RAW, "steps": 2, "save_every": 1, "keep_last": 3}))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-    def run(out: Path) -> subprocess.CompletedProcess:
-        r = subprocess.run(cli + ["--config", str(cfg), "--out", str(out)], capture_output=True, text=True,
-                           cwd=repo, env=env, timeout=900)
-        assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-        return r
-
-    straight = tmp_path / "straight"
-    run(straight)
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(cli + ["--config", str(cfg), "--out", str(killed)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=repo, env=env)
-    deadline = time.time() + 600
-    while not (killed / "checkpoints" / "step-1" / "trainer_state.pt").exists():
-        assert time.time() < deadline and proc.poll() is None, "run ended before its first checkpoint"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    args = lambda out: ["train", "grpo", "--config", str(cfg), "--out", str(out)]  # noqa: E731
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run(args(straight), timeout=900)
+    kill_when(args(killed), killed / "checkpoints" / "step-1" / "trainer_state.pt", timeout=600)
     assert not (killed / "checkpoints" / "step-2").exists()
-    r = run(killed)
+    r = run(args(killed), timeout=900)
     assert "resumed from step" in r.stderr + r.stdout
     a, b = (load_file(d / "checkpoints" / "step-2" / "model.safetensors") for d in (straight, killed))
     assert a.keys() == b.keys()
