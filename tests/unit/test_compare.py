@@ -67,7 +67,14 @@ def test_compare_end_to_end_and_a_budget_too_small_in_its_row(tmp_path, tiny_dir
         assert lo <= r["accuracy"] <= hi and 0 <= r["format_rate"] <= 1 and r["infer_flops"] > 0
         assert r["total_flops"] == pytest.approx(r["train_flops"] + r["teacher_flops"] + 500 * r["infer_flops"])
     for r in measured:
-        assert (r["train_flops"] > 0) == (r["method"] in ("r1_zero", "r1", "distill"))
+        trained = r["method"] in ("r1_zero", "r1", "distill")
+        assert (r["train_flops"] > 0) == trained
+        # the outside check (plain transformers, the checkpoint's own chat template) of each trained model
+        assert (r["plain_accuracy"] is not None) == trained and (r["plain_format_rate"] is not None) == trained
+        if trained:
+            assert 0 <= r["plain_accuracy"] <= 1 and (out / r["method"] / "eval_plain" / "samples.jsonl").exists()
+    for stage in ("r1_zero/eval_plain", "r1/eval_plain"):
+        assert f"{stage}: done, skipped" in again.output
     assert set(rows["R1: cold-start SFT + GRPO"]["stage_wall_s"]) == {"cold_traces", "sft_cold", "grpo"}
     assert rows["vote n=2"]["infer_flops"] > rows["vote n=1"]["infer_flops"]
     # a crossing is where the two totals meet

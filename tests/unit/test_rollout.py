@@ -172,3 +172,19 @@ def test_trainer_checkpoints_the_keep_rate_and_resumes_the_same_draws(tmp_path, 
     resumed.train(progress=False)
     step3 = [c for c in calls_a if c[1] // 1000 == cfg.seed * 7919 + 2]
     assert calls_b == step3 and resumed.keep_rate == straight.keep_rate
+
+
+def test_train_pass_at_k_counts_every_drawn_group(toy40):
+    """The flat (all-wrong) groups dynamic sampling drops still count in the train pass@k:
+    informative groups have 1 of 2 right, flat ones 0 of 2, so pass@1 = 0.5 x the informative share
+    and pass@2 = that share, over all drawn groups, where ``accuracy`` (kept groups only) says 0.5."""
+    from reasonlab.train.grpo import train_pass_at_k
+
+    gen = RecordingGenerator(lambda i: i % 3 != 1)
+    (roll,), _ = run(config(), gen, toy40, [0])
+    informative = sum(int(q[1:]) % 3 != 1 for q in gen.calls[0][0])
+    assert len(roll.group_correct) == roll.groups_sampled > len(roll.samples) // 2
+    share = informative / roll.groups_sampled
+    got = train_pass_at_k(roll.group_correct, 2)
+    assert got == {"train_pass@1": pytest.approx(share / 2), "train_pass@2": pytest.approx(share)}
+    assert train_pass_at_k([], 2) == {} and train_pass_at_k([(0, 0)], 2) == {}

@@ -77,6 +77,7 @@ class CompareConfig:
     methods: list[str] = field(default_factory=lambda: ["scaling", "r1_zero", "r1", "distill"])
     queries: int = 10000  # answered problems the inference cost is counted for in the chart
     price_per_hour: float = 0.0  # money per machine hour; 0: wall time only
+    plain_eval: bool = True  # the outside check: each trained model loaded with plain transformers
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     r1_zero: GRPOConfig = field(default_factory=GRPOConfig)
     r1: R1Config = field(default_factory=R1Config)

@@ -42,6 +42,8 @@ class Row:
     infer_wall_s: float | None = None  # per answered problem
     stage_wall_s: dict[str, float] = field(default_factory=dict)  # training stages
     model: str = ""  # the final checkpoint (trained methods)
+    plain_accuracy: float | None = None  # the outside check (``plain_check``) of ``model``
+    plain_format_rate: float | None = None
     note: str = ""  # why it did not run, or what the numbers leave out
 
 
@@ -52,6 +54,7 @@ class Method:
 
 
 METHODS: Registry[Method] = Registry("compare method")
+UNTRAINED = ("scaling", "base")  # row kinds that train nothing (the base model, as is)
 
 
 def method(name: str, title: str):
@@ -71,10 +74,27 @@ def run_methods(cfg, out: Path, progress: bool, say) -> list[Row]:
         tell = lambda line, name=name: say(f"{name}/{line}")  # noqa: E731
         try:
             done[name] = m.run(cfg, out, progress, tell, done)
+            if cfg.plain_eval:
+                done[name] = [plain_check(cfg, out, r, progress, tell) if r.model and r.method not in UNTRAINED
+                              else r for r in done[name]]
         except (DataError, ConfigError) as exc:  # a budget too small to run it: the row says why
             say(f"{name}: not run: {exc}")
             done[name] = [Row(name, m.title, train_flops=None, note=f"not run: {exc}")]
     return [r for rows in done.values() for r in rows]
+
+
+def plain_check(cfg, out: Path, row: Row, progress: bool, say) -> Row:
+    """The outside check of a trained row: its checkpoint loaded with plain transformers
+    (``AutoModelForCausalLM``, a bare user turn through the checkpoint's own chat template,
+    ``model.generate``: prompt ``plain``), on the same held-out problems, as an independent
+    checker runs it. Its pass@1 and format rate go beside the row's own."""
+    from reasonlab.backends.factory import make_backend
+
+    st = Stages(out / row.method, say)
+    task = replace(cfg.task, prompt="plain")
+    done = st.run("eval_plain", {"eval": cfg.eval, "task": task}, {"model": row.model},
+                  eval_stage(cfg.eval, task, lambda: make_backend("transformers", row.model), row.model, progress))
+    return replace(row, plain_accuracy=done["metrics"]["pass@1"], plain_format_rate=done["metrics"]["format_rate"])
 
 
 # ---- reading a finished method back -----------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.io import atomic_write_json
-from reasonlab.recipes.compare_methods import Row
+from reasonlab.recipes.compare_methods import UNTRAINED, Row
 
 
 def total(row: Row, queries: int) -> float | None:
@@ -34,7 +34,7 @@ def crossings(rows: list[Row]) -> list[dict[str, Any]]:
     """For each inference-time point and each trained model that is cheaper per query: the
     number of queries beyond which the point costs more in total."""
     out = []
-    trained = [r for r in rows if r.method not in ("scaling", "base") and total(r, 0) is not None]
+    trained = [r for r in rows if r.method not in UNTRAINED and total(r, 0) is not None]
     for s in (r for r in rows if r.method == "scaling" and r.infer_flops is not None):
         for m in trained:
             if s.infer_flops > m.infer_flops:
@@ -51,6 +51,8 @@ def table(rows: list[Row], queries: int, price: float) -> list[dict[str, Any]]:
                 "pass@1": "" if r.accuracy is None else round(r.accuracy, 3),
                 "95% CI": "" if not r.ci95 else f"[{r.ci95[0]:.2f}, {r.ci95[1]:.2f}]",
                 "format": "" if r.format_rate is None else round(r.format_rate, 3),
+                "plain transformers pass@1 / format": "" if r.plain_accuracy is None
+                else f"{r.plain_accuracy:.3f} / {r.plain_format_rate:.3f}",
                 "train FLOPs": "?" if r.train_flops is None else _g(r.train_flops + r.teacher_flops),
                 "infer FLOPs / problem": "" if r.infer_flops is None else _g(r.infer_flops),
                 f"total FLOPs @ {queries}": _g(total(r, queries)),

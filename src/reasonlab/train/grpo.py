@@ -34,7 +34,7 @@ from reasonlab.algos import AGGREGATIONS, IS_CORRECTIONS, KL_ESTIMATORS, POLICY_
 from reasonlab.algos.losses import BatchNorm
 from reasonlab.backends.factory import make_backend
 from reasonlab.config import ConfigError
-from reasonlab.eval.metrics import r1_format_ok, well_formed
+from reasonlab.eval.metrics import pass_at_k, r1_format_ok, well_formed
 from reasonlab.io import append_jsonl
 from reasonlab.tasks.base import get_task
 from reasonlab.train.core import Trainer
@@ -200,6 +200,7 @@ class GRPOTrainer(Trainer):
             m[f"reward/{name}"] = mean(vals)
         acc_vals = [v for v in roll.components.get("accuracy", []) if v is not None]
         m["accuracy"] = mean(acc_vals) if acc_vals else float("nan")
+        m.update(train_pass_at_k(roll.group_correct, self.cfg.sampling.group_size))
         m["format_rate"] = mean([float(r1_format_ok(t)) for t in texts])  # the tag layout alone
         m["nonempty_think_rate"] = mean([float(well_formed(t)) for t in texts])  # what `format` pays
         m["response_length"] = mean(lens)
@@ -219,6 +220,17 @@ class GRPOTrainer(Trainer):
             append_jsonl(self.out / "samples.jsonl", [
                 {"step": self.step + 1, "problem_id": s.problem.id, "completion": s.text, "reward": r}
                 for s, r in list(zip(roll.samples, roll.rewards))[: self.cfg.log_samples]])
+
+
+def train_pass_at_k(groups: list[tuple[int, int]], G: int) -> dict[str, float]:
+    """Unbiased pass@1 and pass@G of this step's samples over *every* drawn group (``accuracy``
+    covers only the groups dynamic sampling kept): RL with a verifiable reward should lift pass@1
+    toward pass@G, the share of prompts it has some right answer for."""
+    scored = [(n, c) for n, c in groups if n > 0]
+    if not scored:
+        return {}
+    ks = sorted({1, G})
+    return {f"train_pass@{k}": sum(pass_at_k(n, c, min(k, n)) for n, c in scored) / len(scored) for k in ks}
 
 
 def _fmt(value) -> str:

@@ -74,6 +74,7 @@ class Rollout:
     gen_s: float = 0.0
     tokens: int = 0  # completion tokens sampled, all rounds
     prompt_tokens: int = 0  # prompt tokens prefilled (each drawn prompt once), all rounds
+    group_correct: list[tuple[int, int]] = field(default_factory=list)  # (scored, correct) per drawn group
 
 
 def soft_overlong(length: int, max_len: int, buffer: int) -> float:
@@ -168,6 +169,9 @@ def _add_groups(out: Rollout, samples, totals, comps, cfg: GRPOConfig) -> int:
     for g in range(len(samples) // G):
         idx = range(g * G, (g + 1) * G)
         group = [samples[i] for i in idx]
+        if "accuracy" in comps:  # every drawn group, kept or not: the train pass@k
+            acc = [comps["accuracy"][i] for i in idx if comps["accuracy"][i] is not None]
+            out.group_correct.append((len(acc), sum(a >= 1.0 for a in acc)))
         raw = [totals[i] for i in idx]
         valid = [r is not None for r in raw]
         if s.overlong == "mask":
