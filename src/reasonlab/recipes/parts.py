@@ -280,7 +280,8 @@ def eval_table(evals: dict[str, dict[str, Any]], gains: dict[str, dict[str, Any]
 
 
 CURVES = {"sft": [("loss", "SFT loss")],
-          "grpo": [("reward", "reward"), ("accuracy", "train accuracy"), ("format_rate", "format rate"),
+          "grpo": [("reward", "reward"), ("accuracy", "train accuracy (kept groups)"),
+                   ("train_pass@1", "train pass@1 (every drawn group)"), ("format_rate", "format rate"),
                    ("response_length", "response length (tokens)")]}
 
 

@@ -21,7 +21,8 @@ from reasonlab.train.grpo import GRPOTrainer
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.types import SamplingParams
 
-PLOTS = [("reward", "reward (weighted sum)"), ("accuracy", "accuracy (train batch)"),
+PLOTS = [("reward", "reward (weighted sum)"), ("accuracy", "accuracy (train batch, kept groups)"),
+         ("train_pass@1", "train pass@1 (every drawn group)"),
          ("format_rate", "format rate"), ("response_length", "response length (tokens)"),
          ("reflection_rate", "reflection-word rate"), ("entropy", "policy entropy")]
 
