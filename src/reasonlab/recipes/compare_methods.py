@@ -22,7 +22,7 @@ from reasonlab.config import ConfigError
 from reasonlab.errors import DataError
 from reasonlab.eval.compute import CountingGenerator, Tokens, as_dict, flops, shape_of, stage_tokens
 from reasonlab.io import atomic_write_json, read_json, read_jsonl_rows
-from reasonlab.recipes.parts import TeacherConfig, eval_stage, grpo_stage, local_backend
+from reasonlab.recipes.parts import TeacherConfig, eval_stage, grpo_stage, local_backend, plain_eval_stage
 from reasonlab.recipes.stages import Result, Stages, ref
 from reasonlab.registry import Registry
 
@@ -84,16 +84,11 @@ def run_methods(cfg, out: Path, progress: bool, say) -> list[Row]:
 
 
 def plain_check(cfg, out: Path, row: Row, progress: bool, say) -> Row:
-    """The outside check of a trained row: its checkpoint loaded with plain transformers
-    (``AutoModelForCausalLM``, a bare user turn through the checkpoint's own chat template,
-    ``model.generate``: prompt ``plain``), on the same held-out problems, as an independent
-    checker runs it. Its pass@1 and format rate go beside the row's own."""
-    from reasonlab.backends.factory import make_backend
-
+    """The outside check of a trained row (``parts.plain_eval_stage``: its checkpoint with plain
+    transformers, on the same held-out problems); its pass@1 and format rate go beside the row's own."""
     st = Stages(out / row.method, say)
-    task = replace(cfg.task, prompt="plain")
-    done = st.run("eval_plain", {"eval": cfg.eval, "task": task}, {"model": row.model},
-                  eval_stage(cfg.eval, task, lambda: make_backend("transformers", row.model), row.model, progress))
+    done = st.run("eval_plain", {"eval": cfg.eval, "task": replace(cfg.task, prompt="plain")}, {"model": row.model},
+                  plain_eval_stage(cfg.eval, cfg.task, row.model, row.model, progress))
     return replace(row, plain_accuracy=done["metrics"]["pass@1"], plain_format_rate=done["metrics"]["format_rate"])
 
 

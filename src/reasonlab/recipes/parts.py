@@ -206,6 +206,17 @@ def eval_stage(ecfg: EvalConfig, task_cfg: TaskConfig, backend: Callable[[], Any
     return fn
 
 
+def plain_eval_stage(ecfg: EvalConfig, task_cfg: TaskConfig, model: str | Path, model_name: str,
+                     progress: bool) -> Callable[[Path], Result]:
+    """The outside check: ``model`` loaded with plain transformers (``AutoModelForCausalLM``, a
+    bare user turn through the checkpoint's own chat template, ``model.generate``: prompt
+    ``plain``), on ``ecfg``'s held-out problems, as an independent checker runs it."""
+    from reasonlab.backends.factory import make_backend
+
+    return eval_stage(ecfg, replace(task_cfg, prompt="plain"), lambda: make_backend("transformers", str(model)),
+                      model_name, progress)
+
+
 def per_problem_pass1(samples: Path, n: int | None = None) -> dict[str, float]:
     """Each problem's share of correct samples in an eval stage's samples.jsonl (the first ``n``
     sample indices when given, else all): the one place both the standard error and the paired

@@ -28,11 +28,10 @@ stage's checkpoint or data), so they must be left out of the YAML.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonlab.backends.factory import make_backend
 from reasonlab.config import require
 from reasonlab.io import atomic_write_json, atomic_write_jsonl, read_jsonl_rows
 from reasonlab.recipes.parts import (
@@ -45,6 +44,7 @@ from reasonlab.recipes.parts import (
     eval_table,
     examples,
     paired_gains,
+    plain_eval_stage,
     generate_stage,
     grpo_stage,
     local_backend,
@@ -159,9 +159,8 @@ def run(cfg: R1Config, out: str | Path, progress: bool = True, say: Callable[[st
     last = {"grpo": "eval_grpo", "grpo_final": "eval_final"}[cfg.stop_after]
     if cfg.plain_eval:
         last, final_model = "eval_plain", st.output(final, "model")
-        evals["final, plain transformers"] = st.run("eval_plain", ev, {"model": ref(final, "model")}, eval_stage(
-            cfg.eval, replace(task, prompt="plain"), lambda: make_backend("transformers", str(final_model)),
-            ref(final, "model")["path"], progress))
+        evals["final, plain transformers"] = st.run("eval_plain", ev, {"model": ref(final, "model")}, plain_eval_stage(
+            cfg.eval, task, final_model, ref(final, "model")["path"], progress))
 
     gains = paired_gains(out, {k: m["stage"] for k, m in evals.items()}, "base")
     summary = {"evals": {k: m["metrics"] for k, m in evals.items()}, "gains_over_base": gains,
