@@ -253,3 +253,16 @@ def test_arith_sft_script_writes_correct_r1_rows(tmp_path):
             text = conv.messages[-1]["content"]
             assert text.startswith("<think>\n") and "</think>\n<answer>" in text
             assert task.score(by_id[row["problem_id"]], text).correct is True
+
+
+def test_arith_refuses_a_restated_question():
+    """The hack GRPO from the base found: the equivalence check evaluates '4 + 19', so restating
+    the question passed; only an answer holding one number, the right one, is correct."""
+    from reasonlab.tasks.base import get_task
+
+    task = get_task("arith", max_number=20)
+    p = task.load("test", 1)[0]
+    q = p.question.removeprefix("What is ").rstrip("?")
+    assert task.score(p, f"<think>x</think><answer>{p.answer}</answer>").correct is True
+    assert task.score(p, f"<think>x</think><answer>{q} ≈ 19.1</answer>").correct is False
+    assert task.score(p, f"<answer>{q}</answer>").reward == 0.0
