@@ -266,3 +266,15 @@ def test_arith_refuses_a_restated_question():
     assert task.score(p, f"<think>x</think><answer>{p.answer}</answer>").correct is True
     assert task.score(p, f"<think>x</think><answer>{q} ≈ 19.1</answer>").correct is False
     assert task.score(p, f"<answer>{q}</answer>").reward == 0.0
+
+
+def test_gsm8k_refuses_an_expression_and_keeps_plain_numbers(tmp_path):
+    """GSM8K shares arith's rule (``number_score``): one number, the right one; thousands
+    commas, units and currency signs still pass."""
+    f = _write(tmp_path / "gsm8k_test.jsonl", [{"question": "q", "answer": "w\n#### 1,200"}])
+    task = get_task("gsm8k", data=str(f))
+    p = task.load("test")[0]
+    for ok in ("1,200", "1200", "$1,200", "1200 dollars", "1200.0"):
+        assert task.score(p, f"<answer>{ok}</answer>").correct is True, ok
+    for hack in ("1000 + 200", "600 * 2", "2400/2"):
+        assert task.score(p, f"<answer>{hack}</answer>").correct is False, hack

@@ -15,10 +15,10 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from reasonlab.tasks.base import TASKS
-from reasonlab.tasks.common import math_score
+from reasonlab.tasks.common import number_score
 from reasonlab.tasks.errors import DataError
 from reasonlab.types import Problem, Score
 
@@ -90,17 +90,11 @@ class ArithTask:
         return worked_solution(problem.question, problem.answer)
 
     def score(self, problem: Problem, completion: str) -> Score:
-        """Correct only when the extracted answer holds exactly one number, the right one. The
-        equivalence check alone evaluates expressions, so restating the question ("4 + 19 ≈ 19.1")
-        passed as 23: GRPO from the base found that hack in `reasonlab compare` (pass@1 1.0,
-        format 0.0) before this rule."""
+        """``number_score``: one number in the answer, the right one (see there why)."""
         try:
-            s = math_score(problem, completion)
+            return number_score(problem, completion)
         except Exception:  # noqa: BLE001 - scoring never crashes a run
             return Score(correct=None)
-        if s.correct and len(re.findall(r"\d+(?:\.\d+)?", s.extracted or "")) != 1:
-            return replace(s, correct=False, reward=0.0)
-        return s
 
 
 def worked_solution(question: str, answer: str) -> str:

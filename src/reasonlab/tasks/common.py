@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from reasonlab.types import Problem, Score
@@ -18,6 +18,23 @@ def math_score(problem: Problem, completion: str) -> Score:
     pred = extract_answer(completion)
     correct = is_equivalent(pred, problem.answer)
     return Score(correct=correct, extracted=pred, reward=None if correct is None else float(correct))
+
+
+def number_score(problem: Problem, completion: str) -> Score:
+    """``math_score`` for tasks whose reference is a plain number (arith, GSM8K): correct only
+    when the extracted answer holds exactly one number, the right one, and a fraction only where
+    the reference is one ("2400/2" is not an answer to "1200").
+
+    Why: the equivalence check evaluates expressions, so an answer that restates the question
+    ("4 + 19 ≈ 19.1") passed as 23 — GRPO from the base model found that hack in
+    ``reasonlab compare`` (pass@1 1.0 with format 0.0) before this rule. Not used for MATH-style
+    references, where "5 \\text{ cm}^2" is a right answer that holds two numbers."""
+    from reasonlab.verify import count_numbers
+
+    s = math_score(problem, completion)
+    if s.correct and count_numbers(s.extracted, fractions="/" in problem.answer) != 1:
+        return replace(s, correct=False, reward=0.0)
+    return s
 
 
 @dataclass

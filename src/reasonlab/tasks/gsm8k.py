@@ -3,13 +3,14 @@
 Files: ``gsm8k_{train,test}.jsonl`` with ``question`` and ``answer`` (a worked solution ending in
 ``#### <number>``), found as described in ``files.py``; hub fallback ``openai/gsm8k`` (main).
 The reference answer is the number after ``####`` with thousands commas removed; the worked
-solution stays in ``meta["solution"]`` (SFT and distillation use it). Ids: ``gsm8k/<split>/<i>``.
+solution stays in ``meta["solution"]`` (SFT and distillation use it). Scored by ``number_score``
+(the answer must be one number, not an expression that evaluates to it). Ids: ``gsm8k/<split>/<i>``.
 """
 
 from __future__ import annotations
 
 from reasonlab.tasks.base import TASKS
-from reasonlab.tasks.common import ListTask
+from reasonlab.tasks.common import ListTask, number_score
 from reasonlab.tasks.errors import DataError
 from reasonlab.tasks.files import load_records
 from reasonlab.types import Problem
@@ -44,4 +45,4 @@ def _load(split: str, data: str | None) -> list[Problem]:
 
 @TASKS.register("gsm8k")
 def gsm8k(data: str | None = None) -> ListTask:
-    return ListTask("gsm8k", lambda split: _load(split, data))
+    return ListTask("gsm8k", lambda split: _load(split, data), number_score)

@@ -54,6 +54,13 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def count_numbers(text: str | None, fractions: bool = True) -> int:
+    """How many numbers ``text`` holds: ``1,234`` and ``-3.5`` count once, ``3/4`` once with
+    ``fractions`` and twice without."""
+    text = text or ""
+    return len(_NUMBER.findall(text if fractions else text.replace("/", " / ")))
+
+
 def last_number(text: str) -> str | None:
     """The last number in ``text`` together with its exponent (``^{...}``, ``^7``, ``**7``), so
     that the numbers inside an exponent are never taken for the answer."""
