@@ -46,6 +46,27 @@ def test_r1_demo_runs_end_to_end_resumes_and_checks_with_plain_transformers(tmp_
     assert "eval_plain: done, skipped" in again.stderr + again.stdout
 
 
+def test_r1_difficulty_stage_measures_the_cold_start_model_and_grpo_trains_on_its_band(tmp_path, tiny_dir):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--eval-limit", "2", f"model={tiny_dir}", "plain_eval=false", *TINY_R1,
+            "difficulty.limit=3", "difficulty.n=2", "difficulty.max_new_tokens=6", "grpo.difficulty.band=0,1"]
+    run(args)
+    diff = read_json(out / "difficulty" / "manifest.json")
+    assert diff["inputs"]["model"] == read_json(out / "sft_cold" / "manifest.json")["outputs"]["model"]
+    measured = [r["problem_id"] for r in read_jsonl_rows(out / "difficulty" / "problems.jsonl")]
+    assert measured == ["arith/train/0", "arith/train/1", "arith/train/2"]  # grpo's task, not the block's default
+    grpo = read_json(out / "grpo" / "manifest.json")
+    assert grpo["inputs"]["problems"] == diff["outputs"]["problems"]
+    trained = {r["problem_id"] for r in read_jsonl_rows(out / "grpo" / "samples.jsonl")}
+    assert trained and trained <= set(measured)
+    again = run(args)
+    assert "grpo: done, skipped" in again.stderr + again.stdout
+    made = tmp_path / "problems.jsonl"
+    made.write_text('{"problem_id": "arith/train/0", "pass_rate": 0.5}\n')
+    r = run(["demo", "--out", str(tmp_path / "x"), "difficulty.limit=3", f"grpo.difficulty.problems={made}"], check=False)
+    assert r.returncode == 2 and "grpo.difficulty.problems" in r.stderr
+
+
 def test_r1_zero_demo_runs_end_to_end_and_resumes(tmp_path, tiny_dir):
     out = tmp_path / "demo"
     args = ["demo", "--recipe", "r1-zero", "--out", str(out), "--eval-limit", "3", f"model={tiny_dir}", "steps=2",

@@ -96,6 +96,33 @@ def test_bad_config_names_the_key(tmp_path):
     assert r.returncode == 2 and "algo.clip_hi: unknown key" in r.stderr
 
 
+def test_difficulty_band_keeps_only_the_prompts_the_policy_sometimes_solves(tmp_path, tiny_dir):
+    from reasonlab.errors import DataError
+    from reasonlab.train.grpo import GRPOTrainer
+
+    rates = {"arith/train/0": 1.0, "arith/train/1": 0.25, "arith/train/2": 0.0, "arith/train/3": 0.75,
+             "elsewhere/7": 0.5}
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"problem_id": k, "pass_rate": v}) + "\n" for k, v in rates.items()))
+    cfg = tiny_config(tiny_dir, steps=1, save_every=0, difficulty={"problems": str(problems), "band": [0.1, 0.75]})
+    trainer = GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path / "run")
+    assert [p.id for p in trainer.stream.problems] == ["arith/train/1", "arith/train/3"]
+    trainer.train_step()
+    logged = {json.loads(line)["problem_id"] for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()}
+    assert logged <= {"arith/train/1", "arith/train/3"}
+
+    with pytest.raises(ConfigError, match=r"difficulty\.band: needs \[LO, HI\]"):
+        from_dict(GRPOConfig, {"difficulty": {"band": [0.8, 0.2]}})
+    with pytest.raises(ConfigError, match=r"difficulty\.problems: no such file"):
+        from_dict(GRPOConfig, {"difficulty": {"problems": str(tmp_path / "nope.jsonl")}})
+    cfg["difficulty"]["band"] = [0.3, 0.4]
+    with pytest.raises(DataError, match=r"problems\.jsonl: no problem has a pass rate in \[0\.3, 0\.4\]"):
+        GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path / "run2")
+    problems.write_text('{"problem_id": "arith/train/0", "pass_rate": 0.5}\n{"problem_id": "arith/train/1", "pass_rate": "high"}\n')
+    with pytest.raises(DataError, match=r"problems\.jsonl:2: pass_rate must be a number"):
+        GRPOTrainer(from_dict(GRPOConfig, cfg), tmp_path / "run3")
+
+
 def final_weights(run: Path, step: int) -> dict:
     from safetensors.torch import load_file
 

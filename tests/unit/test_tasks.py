@@ -58,6 +58,26 @@ def test_arith_three_operands_left_to_right_and_held_out():
         get_task("arith", operands=1)
 
 
+def test_arith_worked_subtraction_states_the_sign_first_and_never_subtracts_past_zero():
+    """A negative result is worked as 'the larger minus the smaller, then the sign', so the trace
+    never needs a negative sum; every number a trace states is right (checked by recomputing)."""
+    import re
+
+    from reasonlab.tasks.arith import worked_solution
+
+    neg = worked_solution("What is 8 - 15?", "-7")
+    assert neg.index("negative") < neg.index("gives 7") < neg.index("8 minus 15 is -7")
+    assert "is not negative" in worked_solution("What is 15 - 8?", "7")
+    assert "negative" not in worked_solution("What is 8 + 15?", "23")
+    task = get_task("arith")
+    for p in task.load("train", 300):
+        text = worked_solution(p.question, p.answer)
+        a, op, b = p.question.removeprefix("What is ").rstrip("?").split()
+        for x, y, z in re.findall(r"Starting at (\d+) and (?:taking away|adding) (\d+) gives (-?\d+)", text):
+            assert int(z) == (int(x) + int(y) if op == "+" else int(x) - int(y)) >= 0
+        assert text.endswith(f"= {p.answer}.") and task.score(p, f"<answer>{p.answer}</answer>").correct
+
+
 def test_arith_difficulty_knob_and_bad_options():
     hard = get_task("arith", max_number=1000).load("test")
     assert len(hard) == 500 and max(abs(int(p.answer)) for p in hard) > 900

@@ -143,7 +143,7 @@ def generate_stage(gen: GenerateConfig, backend: Callable[[], tuple[Any, str]], 
             raise DataError(f"{folder / 'traces.jsonl'}: {stats['written']} trace(s) passed verification and "
                             f"the filters, fewer than min_written={gen.min_written} "
                             f"(rejected: {_nonzero(stats['rejected'])}); see {folder / 'stats.json'}")
-        return Result({"traces": folder / "traces.jsonl"},
+        return Result({"traces": folder / "traces.jsonl", "problems": folder / "problems.jsonl"},
                       {"problems": stats["problems"], "samples": stats["samples"], "kept": stats["kept"],
                        "written": stats["written"], "pass_rate_mean": stats["pass_rate"]["mean"],
                        "rejected": _nonzero(stats["rejected"])})

@@ -7,7 +7,9 @@ Stages (``OUT/<stage>/``):
    otherwise ``cold_start.traces`` is a traces file made earlier;
 3. cold_data: the well-formed correct traces of either (one think block with real work, then
    one answer; rows whose provenance says the verdict was wrong are dropped);
-4. sft_cold: cold-start SFT of the base model;
+4. sft_cold: cold-start SFT of the base model; with ``difficulty`` set, ``difficulty``:
+   ``generate`` from that checkpoint on GRPO's prompts, whose per-problem pass rates
+   (``problems.jsonl``) pick the prompts in ``grpo.difficulty.band``;
 5. grpo: RL from the cold-start checkpoint (accuracy + format + language consistency: R1 adds
    the language reward to the accuracy reward, §2.3.2);
 6. eval_grpo; 7. rejection: rejection sampling from the RL checkpoint (``generate``);
@@ -28,7 +30,7 @@ stage's checkpoint or data), so they must be left out of the YAML.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,8 @@ class R1Config:
     cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
     sft_cold: SFTConfig = field(default_factory=SFTConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    # pass rates of the cold-start model on GRPO's prompts (its task is grpo.task, set by the recipe)
+    difficulty: GenerateConfig | None = None
     rejection: RejectionConfig = field(default_factory=RejectionConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     grpo_final: GRPOConfig = field(default_factory=GRPOConfig)
@@ -115,6 +119,8 @@ class R1Config:
                     "is set by the recipe (the base model or the previous stage's checkpoint); set model: instead")
         for key in ("sft_cold", "sft"):
             require(not getattr(self, key).data, f"{key}.data", "is set by the recipe (an earlier stage's output)")
+        require(self.grpo.difficulty.problems is None or self.difficulty is None, "grpo.difficulty.problems",
+                "is set by the recipe's difficulty stage; give one or the other")
 
 
 def run(cfg: R1Config, out: str | Path, progress: bool = True, say: Callable[[str], None] = print) -> dict:
@@ -144,8 +150,12 @@ def run(cfg: R1Config, out: str | Path, progress: bool = True, say: Callable[[st
     data = st.run("cold_data", {}, {"traces": traces}, _well_formed(source))
     sft_cold = st.run("sft_cold", cfg.sft_cold, {"data": ref(data, "data"), "model": base},
                       sft_stage(cfg.sft_cold, base, st.output(data, "data"), progress))
-    rl = st.run("grpo", cfg.grpo, {"model": ref(sft_cold, "model")},
-                grpo_stage(cfg.grpo, st.output(sft_cold, "model"), progress))
+    grpo_cfg, rl_inputs = cfg.grpo, {"model": ref(sft_cold, "model")}
+    if cfg.difficulty is not None:  # the stage key holds the file as an input (content, relative path)
+        diff = _difficulty(cfg, st, sft_cold, progress)
+        grpo_cfg = replace(cfg.grpo, difficulty=replace(cfg.grpo.difficulty, problems=str(st.output(diff, "problems"))))
+        rl_inputs["problems"] = ref(diff, "problems")
+    rl = st.run("grpo", cfg.grpo, rl_inputs, grpo_stage(grpo_cfg, st.output(sft_cold, "model"), progress))
     evaluate("eval_grpo", "cold-start SFT + GRPO", ref(rl, "model"), st.output(rl, "model"))
     if cfg.stop_after == "grpo":
         final, stages = rl, {"sft_cold": "sft", "grpo": "grpo"}
@@ -197,6 +207,15 @@ def _second_round(cfg: R1Config, st: Stages, rl: dict, evaluate, progress: bool)
                    grpo_stage(cfg.grpo_final, st.output(sft, "model"), progress))
     evaluate("eval_final", "final (R1 recipe)", ref(final, "model"), st.output(final, "model"))
     return final
+
+
+def _difficulty(cfg: R1Config, st: Stages, sft_cold: dict, progress: bool) -> dict:
+    """Sample the cold-start model on GRPO's prompts (the stage's manifest; its ``problems``
+    output holds the per-problem pass rates GRPO's ``difficulty.band`` picks from)."""
+    gen = replace(cfg.difficulty, task=cfg.grpo.task, min_written=0)
+    model, name = st.output(sft_cold, "model"), ref(sft_cold, "model")["path"]
+    return st.run("difficulty", gen, {"model": ref(sft_cold, "model")}, generate_stage(
+        gen, lambda: (local_backend(model), name), False, progress), reuse=True)
 
 
 def _worked(cfg: WorkedConfig) -> Callable[[Path], Result]:

@@ -102,7 +102,10 @@ def worked_solution(question: str, answer: str) -> str:
 
     Why it exists: the embedded model is too weak to write well-formed correct traces of its own
     (none of 16 samples of the base model closes ``</think>`` properly), so R1's cold start needs
-    a teacher; for arithmetic a program is one, and a free one."""
+    a teacher; for arithmetic a program is one, and a free one. A subtraction states its sign
+    before any arithmetic and then only ever takes the smaller number from the larger: with the
+    sign and the magnitude worked out in one step (the first version of this trace), GRPO learnt to
+    never answer below zero (README, "RL after the cold start")."""
     tokens = re.findall(r"-?\d+|[+-]", question.removeprefix("What is ").rstrip("?"))
     if len(tokens) < 3:
         return f"The answer is {answer}."
@@ -110,10 +113,12 @@ def worked_solution(question: str, answer: str) -> str:
         a, op, b = int(tokens[0]), tokens[1], int(tokens[2])
         if op == "+":
             steps = f"I need {a} plus {b}. Starting at {a} and adding {b} gives {a + b}."
-        else:
-            steps = f"I need {a} minus {b}. Starting at {a} and taking away {b} gives {a - b}."
-            if a < b:
-                steps += f" {b} is larger than {a}, so the result is negative: {a - b}."
+        elif a >= b:
+            steps = (f"I need {a} minus {b}. {a} is at least {b}, so the result is not negative. "
+                     f"Starting at {a} and taking away {b} gives {a - b}.")
+        else:  # decide the sign first, then subtract the smaller from the larger: no negative sums
+            steps = (f"I need {a} minus {b}. {b} is larger than {a}, so the result is negative. "
+                     f"Starting at {b} and taking away {a} gives {b - a}, so {a} minus {b} is {a - b}.")
         return f"{steps}\nSo {a} {op} {b} = {answer}."
     total, lines = int(tokens[0]), []
     for op, x in zip(tokens[1::2], tokens[2::2]):

@@ -13,6 +13,10 @@ test-time scaling", §2: quality -> difficulty -> diversity).
   The category is the problem's ``meta`` field ``category``, ``subject`` or ``type``, else the
   task name. Seeded: the same inputs and seed select the same subset.
 - ``max_per_problem`` caps the traces kept per problem (0 = all), chosen at random by the seed.
+
+The same band picks RL prompts (``keep_in_band``, GRPO's ``difficulty``): pass rates measured on
+the policy itself (``problems.jsonl`` of ``reasonlab generate --n K``) keep the prompts it
+sometimes solves, the ones whose groups carry signal (DAPO drops the rest after sampling them).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from reasonlab.errors import DataError
+from reasonlab.io import read_jsonl
 from reasonlab.types import Problem
 
 CATEGORY_FIELDS = ("category", "subject", "type")
@@ -71,3 +77,26 @@ def select(problems: list[Problem], pass_rate: dict[str, float], kept: dict[str,
 
 def _mean_tokens(rows: list[dict]) -> float:
     return max(1.0, sum(r["tokens"] for r in rows) / len(rows))
+
+
+def read_pass_rates(path) -> dict[str, float]:
+    """``problem_id -> pass_rate`` from a ``problems.jsonl`` that ``reasonlab generate`` wrote."""
+    rates = {}
+    for lineno, row in read_jsonl(path, ("problem_id", "pass_rate")):
+        rate = row["pass_rate"]
+        if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise DataError(f"{path}:{lineno}: pass_rate must be a number in [0, 1], got {rate!r}")
+        rates[str(row["problem_id"])] = float(rate)
+    return rates
+
+
+def keep_in_band(problems: list[Problem], path, band: tuple[float, float]) -> list[Problem]:
+    """The problems whose measured pass rate (``path``: a ``problems.jsonl``) lies in ``band``,
+    inclusive, in their order; a problem the file does not measure is dropped."""
+    rates, (lo, hi) = read_pass_rates(path), band
+    kept = [p for p in problems if p.id in rates and lo <= rates[p.id] <= hi]
+    if not kept:
+        measured = sum(p.id in rates for p in problems)
+        raise DataError(f"{path}: no problem has a pass rate in [{lo}, {hi}] ({measured} of "
+                        f"{len(problems)} problems measured; are they from the same task and split?)")
+    return kept

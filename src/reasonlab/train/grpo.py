@@ -37,6 +37,7 @@ from reasonlab.config import ConfigError
 from reasonlab.eval.metrics import pass_at_k, r1_format_ok, well_formed
 from reasonlab.io import append_jsonl
 from reasonlab.tasks.base import get_task
+from reasonlab.traces.select import keep_in_band
 from reasonlab.train.core import Trainer
 from reasonlab.train.grpo_config import GRPOConfig
 from reasonlab.train.policy import plan_micro_batches, shared_prefix_logprobs
@@ -85,7 +86,12 @@ class GRPOTrainer(Trainer):
                                     tokenizer=self.tokenizer, dtype=self.dtype, **cfg.backend.options)
         self.sampler.sync_weights()  # an engine that loaded cfg.model from disk starts from our weights
         self.task = get_task(cfg.task.name, **cfg.task.options)
-        self.stream = ProblemStream(self.task.load(cfg.task.split), cfg.seed)
+        problems = self.task.load(cfg.task.split)
+        if cfg.difficulty.problems is not None:
+            problems = keep_in_band(problems, cfg.difficulty.problems, cfg.difficulty.band)
+            self.acc.print(f"difficulty: {len(problems)} prompts with a pass rate in "
+                           f"{list(cfg.difficulty.band)} ({cfg.difficulty.problems})")
+        self.stream = ProblemStream(problems, cfg.seed)
         self.keep_rate = cfg.sampling.keep_rate_prior  # dynamic sampling's running estimate (rollout.py)
         self.policy_loss = POLICY_LOSSES.get(cfg.algo.loss)
         self.agg = AGGREGATIONS.get(cfg.algo.loss_agg)

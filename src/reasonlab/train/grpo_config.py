@@ -33,6 +33,23 @@ class TaskConfig:
 
 
 @dataclass
+class DifficultyConfig:
+    """Train only on prompts whose pass rate, measured on the policy, lies in ``band`` (inclusive):
+    ``problems`` is the ``problems.jsonl`` of ``reasonlab generate --n K`` on the task's split
+    (``traces/select.py``). Unset: every prompt of the split."""
+    problems: str | None = None
+    band: tuple[float, float] = (0.0, 1.0)
+
+    def check(self) -> None:
+        require(len(self.band) == 2 and 0 <= self.band[0] <= self.band[1] <= 1, "band",
+                f"needs [LO, HI] with 0 <= LO <= HI <= 1, got {list(self.band)}")
+        if self.problems is not None:
+            from pathlib import Path
+
+            require(Path(self.problems).is_file(), "problems", f"no such file: {self.problems}")
+
+
+@dataclass
 class RewardConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-reward kwargs
@@ -147,6 +164,7 @@ class GRPOConfig:
     seed: int = 0
     dtype: str = "auto"  # autocast dtype for forward/backward and the sampler; master weights fp32
     task: TaskConfig = field(default_factory=TaskConfig)
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
