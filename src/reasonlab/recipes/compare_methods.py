@@ -240,7 +240,7 @@ def r1_zero(cfg, out: Path, progress: bool, say, done) -> list[Row]:
 
 
 # the R1 recipe's stages that do training work, by compute counter (those that ran are counted)
-R1_TRAINING = {"cold_traces": "generate", "sft_cold": "sft", "grpo": "grpo", "rejection": "generate",
+R1_TRAINING = {"cold_traces": "generate", "sft_cold": "sft", "difficulty": "generate", "grpo": "grpo", "rejection": "generate",
                "sft": "sft", "grpo_final": "grpo"}
 
 
