@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from reasonlab.cli.common import above, console, dumps, friendly_errors, task_options
+from reasonlab.traces.select import valid_band
 
 
 def _band(text: str) -> tuple[float, float]:
@@ -16,7 +17,7 @@ def _band(text: str) -> tuple[float, float]:
         lo, hi = (float(x) for x in text.split(","))
     except ValueError:
         raise typer.BadParameter(f"expected LO,HI (e.g. 0,0.5), got {text!r}", param_hint="'--band'") from None
-    if not 0 <= lo <= hi <= 1:
+    if not valid_band((lo, hi)):
         raise typer.BadParameter(f"needs 0 <= LO <= HI <= 1, got {text!r}", param_hint="'--band'")
     return lo, hi
 

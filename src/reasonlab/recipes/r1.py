@@ -213,9 +213,9 @@ def _difficulty(cfg: R1Config, st: Stages, sft_cold: dict, progress: bool) -> di
     """Sample the cold-start model on GRPO's prompts (the stage's manifest; its ``problems``
     output holds the per-problem pass rates GRPO's ``difficulty.band`` picks from)."""
     gen = replace(cfg.difficulty, task=cfg.grpo.task, min_written=0)
-    model, name = st.output(sft_cold, "model"), ref(sft_cold, "model")["path"]
-    return st.run("difficulty", gen, {"model": ref(sft_cold, "model")}, generate_stage(
-        gen, lambda: (local_backend(model), name), False, progress), reuse=True)
+    model, model_ref = st.output(sft_cold, "model"), ref(sft_cold, "model")
+    return st.run("difficulty", gen, {"model": model_ref}, generate_stage(
+        gen, lambda: (local_backend(model), model_ref["path"]), False, progress), reuse=True)
 
 
 def _worked(cfg: WorkedConfig) -> Callable[[Path], Result]:

@@ -48,11 +48,20 @@ def category(problem: Problem, task_name: str) -> str:
     return task_name
 
 
+def valid_band(band) -> bool:
+    """A band is (LO, HI) with 0 <= LO <= HI <= 1."""
+    return len(band) == 2 and 0 <= band[0] <= band[1] <= 1
+
+
+def in_band(rate: float, band: tuple[float, float]) -> bool:
+    """Whether a pass rate lies in ``band``, inclusive: the one rule for traces and RL prompts."""
+    return band[0] <= rate <= band[1]
+
+
 def select(problems: list[Problem], pass_rate: dict[str, float], kept: dict[str, list[dict]],
            cfg: SelectConfig, task_name: str) -> list[dict]:
     """The selected kept traces (dicts with ``tokens`` and ``sample_index``), in problem order."""
-    lo, hi = cfg.band
-    eligible = [p for p in problems if kept.get(p.id) and lo <= pass_rate.get(p.id, 0.0) <= hi]
+    eligible = [p for p in problems if kept.get(p.id) and in_band(pass_rate.get(p.id, 0.0), cfg.band)]
     rng = random.Random(cfg.seed)
     if cfg.select is not None and cfg.select < len(eligible):
         by_cat: dict[str, list[Problem]] = defaultdict(list)
@@ -93,10 +102,10 @@ def read_pass_rates(path) -> dict[str, float]:
 def keep_in_band(problems: list[Problem], path, band: tuple[float, float]) -> list[Problem]:
     """The problems whose measured pass rate (``path``: a ``problems.jsonl``) lies in ``band``,
     inclusive, in their order; a problem the file does not measure is dropped."""
-    rates, (lo, hi) = read_pass_rates(path), band
-    kept = [p for p in problems if p.id in rates and lo <= rates[p.id] <= hi]
+    rates = read_pass_rates(path)
+    kept = [p for p in problems if p.id in rates and in_band(rates[p.id], band)]
     if not kept:
         measured = sum(p.id in rates for p in problems)
-        raise DataError(f"{path}: no problem has a pass rate in [{lo}, {hi}] ({measured} of "
+        raise DataError(f"{path}: no problem has a pass rate in [{band[0]}, {band[1]}] ({measured} of "
                         f"{len(problems)} problems measured; are they from the same task and split?)")
     return kept

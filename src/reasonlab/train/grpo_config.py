@@ -41,11 +41,12 @@ class DifficultyConfig:
     band: tuple[float, float] = (0.0, 1.0)
 
     def check(self) -> None:
-        require(len(self.band) == 2 and 0 <= self.band[0] <= self.band[1] <= 1, "band",
-                f"needs [LO, HI] with 0 <= LO <= HI <= 1, got {list(self.band)}")
-        if self.problems is not None:
-            from pathlib import Path
+        from pathlib import Path
 
+        from reasonlab.traces.select import valid_band
+
+        require(valid_band(self.band), "band", f"needs [LO, HI] with 0 <= LO <= HI <= 1, got {list(self.band)}")
+        if self.problems is not None:
             require(Path(self.problems).is_file(), "problems", f"no such file: {self.problems}")
 
 
