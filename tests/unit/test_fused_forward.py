@@ -168,6 +168,39 @@ def test_prm_value_logits_and_gradients_equal_transformers(family):
     _assert_grads_close(_grads(value), ref_grads)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_transformers_fallback_keeps_prompts_longer_than_a_sliding_window(family):
+    """``fused=False`` (transformers' forward with the shared prompt pass): the 10-token prompts
+    are longer than the tiny families' 8-token windows; transformers' own cache would keep the
+    last 7 keys of each sliding layer (wrong log-probs on Mistral, a shape error on Qwen2)."""
+    model = build(family).train()
+    ref, _ = _reference_logprobs(model)
+    (ref * _weights(ref.shape)).sum().backward()
+    ref_grads = _grads(model)
+    model.zero_grad()
+    logp, _, mask = shared_prefix_logprobs(model, PROMPTS, COMPS, 0, None, False, TEMP, fused=False)
+    torch.testing.assert_close(logp * mask, ref, atol=1e-5, rtol=1e-5)
+    (logp * mask * _weights(logp.shape)).sum().backward()
+    _assert_grads_close(_grads(model), ref_grads)
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2.5", "gemma3"])
+def test_sft_transformers_fallback_keeps_a_shared_prefix_longer_than_a_sliding_window(family):
+    """A 12-token shared header against 8-token windows: the prefix-cache path of transformers'
+    forward gives the loss of the same rows run whole."""
+    g = torch.Generator().manual_seed(1)
+    head = tuple(torch.randint(3, V, (12,), generator=g).tolist())
+    rows = [SFTExample("t", head + tuple(torch.randint(3, V, (n,), generator=g).tolist()),
+                       (0,) * 12 + (1,) * n) for n in (6, 9, 4)]
+    model = build(family).train()
+    whole, n_whole = sft_loss(model, collate([[r] for r in rows], 0), fused=False)
+    shared_batch = collate([[r] for r in rows], 0, share_prefix=True)
+    assert shared_batch["prefix_ids"].shape[1] > 8
+    shared, n_shared = sft_loss(model, shared_batch, fused=False)
+    assert n_shared == n_whole == 19
+    assert shared.item() == pytest.approx(whole.item(), rel=1e-5)
+
+
 def test_bf16_is_close_to_transformers_autocast():
     model = build("smollm2").train()
     ref, _, mask = shared_prefix_logprobs(model, PROMPTS, COMPS, 0, torch.bfloat16, fused=False)

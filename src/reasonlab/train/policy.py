@@ -83,6 +83,9 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     once (with gradient), their K/V are repeated for the rows that share them, and the
     completions attend to that cache. The gradient is exact: it flows back through the shared
     K/V into the single prompt pass. Returns (logp (B, C), entropy or None, mask (B, C)).
+    The prompt pass gets an empty cache of ours (no config): it keeps every key, where the one
+    transformers makes itself keeps a sliding-window layer's last ``window - 1`` only, which
+    loses the start of a prompt longer than that (the masks apply the windows).
     """
     from transformers import DynamicCache
 
@@ -106,7 +109,8 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     enabled = autocast_dtype is not None and autocast_dtype != torch.float32
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
         out_p = model(input_ids=ids_p.to(device), attention_mask=attn_p.to(device),
-                      position_ids=pos_p.to(device), use_cache=True, logits_to_keep=1)
+                      position_ids=pos_p.to(device), use_cache=True, logits_to_keep=1,
+                      **{cache_kwarg(model): DynamicCache()})
         r = rows.to(device)
         past = getattr(out_p, "cache", None) or out_p.past_key_values
         cache = DynamicCache(ddp_cache_data=[(layer.keys.index_select(0, r), layer.values.index_select(0, r))
