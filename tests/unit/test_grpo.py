@@ -188,8 +188,13 @@ def test_two_process_ddp_step(tmp_path, tiny_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
     assert r0["world"] == 2 and r0["first"] == r1["first"] and r0["sum"] == r1["sum"]
-    lrs = [json.loads(x)["lr"] for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert lrs == pytest.approx([0.5e-3, 0.0])
+    steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["lr"] for m in steps] == pytest.approx([0.5e-3, 0.0])
+    # the logged counts are both processes' (the compute counter reads them): prompts_per_step
+    # (2) on each process, drawn once (no dynamic sampling), G = 4 completions each
+    for m in steps:
+        assert m["groups_sampled"] == m["groups_kept"] == 4 and m["loss_seqs"] == 16
+        assert m["gen_tokens"] >= m["loss_tokens"] > 0 and m["prompt_tokens"] > 0
 
 
 def test_grpo_step_scores_code_in_the_sandbox(tmp_path, tiny_dir):

@@ -149,3 +149,6 @@ def test_two_process_ddp(tmp_path, tiny_dir, data):
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
     assert r0["world"] == 2 and r0["sum"] == r1["sum"] and r0["targets"] == r1["targets"] > 0
+    # the logged counts are both processes' (the compute counter reads them): 4 rows a step, 2 each
+    steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["rows"] for m in steps] == [4, 4] and all(m["row_tokens"] >= 4 for m in steps)

@@ -14,7 +14,8 @@ The formula (Kaplan et al. 2020, §2.1; Hoffmann et al. 2022, App. F for the att
   at once: L(L+1)/2; C tokens after a P-token prompt: C·P + C(C+1)/2); 4·d per attended position
   is QK^T plus the weighted sum of V, a multiply-add each; backward costs twice the forward.
 
-Counts come from the files stages already write (SFT and GRPO ``metrics.jsonl``, generate's
+Counts come from the files stages already write (SFT and GRPO ``metrics.jsonl``, whose counts are
+every process's under ``accelerate launch`` (``Trainer.world_sum``), generate's
 ``raw.jsonl``, eval's ``samples.jsonl``; inference-time strategies are counted as they run by
 ``CountingGenerator``) and use
 mean lengths per step where only totals are logged, so the attention term (a few % of the total

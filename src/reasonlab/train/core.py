@@ -177,6 +177,15 @@ class Trainer:
     def on_resumed(self) -> None:
         """Called after a checkpoint is loaded (GRPO refreshes its sampler's weights)."""
 
+    def world_sum(self, **counts: float) -> dict[str, float]:
+        """``counts`` summed over every process (one gather; every process must call it): what
+        a step processed in all, for the compute counter (``eval/compute.py``) and the logs,
+        which rank 0 writes."""
+        acc = self.acc
+        local = torch.tensor([float(v) for v in counts.values()], dtype=torch.float64, device=acc.device)
+        total = acc.gather(local[None]).view(-1, len(counts)).sum(0).tolist()
+        return {k: (int(v) if isinstance(counts[k], int) else v) for k, v in zip(counts, total)}
+
     # ---- the loop --------------------------------------------------------------------------
     def accumulate(self, n_local: int, loss_fn: Callable[[int], torch.Tensor]) -> None:
         """Backward ``loss_fn(j)`` for this process's micro-batches ``j < n_local``; gradients add up.

@@ -9,7 +9,7 @@ policy updates with the registered policy loss (``algos.losses``), each token's 
 by the importance-sampling correction (``algos.correction``), gradient-accumulated over
 micro-batches whose normaliser is the whole batch's (``Trainer.accumulate``). The loop,
 checkpoints and resume are the training core's (``train/core.py``); this file is only the step.
-Under ``accelerate launch`` each process samples its share of the prompts and accelerate reduces
+Under ``accelerate launch`` each process samples ``prompts_per_step`` prompts of its own and accelerate reduces
 gradients (DDP, DeepSpeed ZeRO-1/2; FSDP and ZeRO-3 are refused, ``refuse_sharded``); nothing
 here is a home-made distributed layer.
 
@@ -150,7 +150,7 @@ class GRPOTrainer(Trainer):
                 "entropy": sums["entropy"] / t, "kl": sums["kl"] / t,
                 "sampler_logprob_diff": sums["gap"] / gap_t if gap_t else float("nan"),
                 "sampler_logprob_diff_max": sums["gap_max"] if gap_t else float("nan"),
-                "grad_norm": grad_norm, "loss_tokens": int(tokens), "loss_seqs": len(idx)}
+                "grad_norm": grad_norm, "loss_tokens": int(totals[0]), "loss_seqs": int(totals[1])}  # every process's
 
     def _loss(self, b: MicroBatch, old_lp, ref_lp, norm: BatchNorm, sums: dict[str, float], first: bool):
         """One micro-batch's share of the loss; adds its statistics to ``sums``. On the first of
@@ -212,13 +212,13 @@ class GRPOTrainer(Trainer):
         m["response_length"] = mean(lens)
         m["reflection_rate"] = reflection_rate(texts)
         m["truncated_rate"] = mean([float(s.completion.finish_reason == "length") for s in roll.samples])
-        m["groups_sampled"] = roll.groups_sampled
-        m["groups_kept"] = len(roll.samples) // self.cfg.sampling.group_size
         m["groups_informative"], m["sampling_rounds"] = roll.groups_informative, roll.rounds
         m.update(stats)
         m["gen_s"], m["train_s"] = roll.gen_s, time.perf_counter() - t1
-        m["gen_tokens_per_s"] = roll.tokens / roll.gen_s if roll.gen_s else 0.0
-        m["gen_tokens"], m["prompt_tokens"] = roll.tokens, roll.prompt_tokens  # this rank's; eval/compute.py
+        m["gen_tokens_per_s"] = roll.tokens / roll.gen_s if roll.gen_s else 0.0  # this process's
+        m.update(self.world_sum(groups_sampled=roll.groups_sampled,  # every process's, for eval/compute.py
+                                groups_kept=len(roll.samples) // self.cfg.sampling.group_size,
+                                gen_tokens=roll.tokens, prompt_tokens=roll.prompt_tokens))
         return m
 
     def _log_samples(self, roll: Rollout) -> None:

@@ -76,7 +76,7 @@ class SamplingConfig:
     groups still missing, up to ``max_sampling_rounds``, runs only when that fell short.
     Informative groups beyond ``prompts_per_step`` are dropped (the first ones drawn are kept)."""
 
-    prompts_per_step: int = 8
+    prompts_per_step: int = 8  # per process: under accelerate launch a step has this x processes
     group_size: int = 8  # G completions per prompt
     max_new_tokens: int = 128
     temperature: float = 1.0

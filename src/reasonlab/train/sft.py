@@ -150,9 +150,9 @@ class SFTTrainer(Trainer):
 
         self.accumulate(len(batches), loss_of)
         grad_norm = self.optimizer_step()
-        tokens = sum(int(x["input_ids"].numel()) for x in batches)
+        seen = self.world_sum(row_tokens=sum(int(x["input_ids"].numel()) for x in batches), rows=len(rows))
         return {"epoch": epoch, "loss": sum(loss_sums) / max(local, 1), "target_tokens": total,
-                "row_tokens": tokens, "rows": len(rows), "grad_norm": grad_norm,
+                **seen, "grad_norm": grad_norm,
                 "dropped_too_long": self.stats.too_long, "bad_rows_skipped": self.stats.bad_rows}
 
 
