@@ -129,7 +129,7 @@ def plots(out: Path, rows: list[Row], queries: int) -> list[Path]:
         name = f"{r.label} ({r.accuracy:.2f})" if r.method == "scaling" else f"{key} ({r.accuracy:.2f})"
         cost[name] = [(g, total(r, g), None, None) for g in grid]
     images.append(xy_plot(out / "plots" / "compute_vs_queries.png", cost,
-                          "total compute against queries answered (pass@1 in brackets; each strategy's best point)",
+                          "total compute against queries answered\n(pass@1 in brackets; each strategy's best point)",
                           "queries answered", "FLOPs", logx=True, logy=True, markers=False))
     return images
 
