@@ -124,15 +124,16 @@ class GRPOTrainer(Trainer):
         return metrics
 
     def policy_update(self, roll: Rollout) -> dict[str, float]:
-        cfg, acc, mu = self.cfg, self.acc, self.cfg.algo.mu
+        cfg, mu = self.cfg, self.cfg.algo.mu
         idx = [i for i, keep in enumerate(roll.in_loss) if keep]
         # micro-batches that share prompts and/or have similar lengths (cheapest of both)
         plan = plan_micro_batches([roll.samples[i].completion.prompt_token_ids for i in idx],
                                   [roll.samples[i].completion.num_tokens for i in idx], cfg.optim.micro_batch)
         batches = [self._batch(roll, [idx[j] for j in c]) for c in plan]
         tokens = sum(roll.samples[i].completion.num_tokens for i in idx)
-        totals = acc.gather(torch.tensor([float(tokens), float(len(idx))], device=acc.device)).view(-1, 2).sum(0)
-        norm = BatchNorm(tokens=float(totals[0]), sequences=float(totals[1]), max_len=cfg.sampling.max_new_tokens)
+        totals = self.world_sum(loss_tokens=tokens, loss_seqs=len(idx))  # every process's
+        norm = BatchNorm(tokens=float(totals["loss_tokens"]), sequences=float(totals["loss_seqs"]),
+                         max_len=cfg.sampling.max_new_tokens)
         old = [None] * len(batches)
         if mu > 1:  # importance ratios need the pre-update log-probs
             with torch.no_grad():
@@ -150,7 +151,7 @@ class GRPOTrainer(Trainer):
                 "entropy": sums["entropy"] / t, "kl": sums["kl"] / t,
                 "sampler_logprob_diff": sums["gap"] / gap_t if gap_t else float("nan"),
                 "sampler_logprob_diff_max": sums["gap_max"] if gap_t else float("nan"),
-                "grad_norm": grad_norm, "loss_tokens": int(totals[0]), "loss_seqs": int(totals[1])}  # every process's
+                "grad_norm": grad_norm, **totals}
 
     def _loss(self, b: MicroBatch, old_lp, ref_lp, norm: BatchNorm, sums: dict[str, float], first: bool):
         """One micro-batch's share of the loss; adds its statistics to ``sums``. On the first of

@@ -203,7 +203,7 @@ class PRMTrainer(Trainer):
         batch = [self.encoded[k] for k in order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]]
         mine = batch[acc.process_index::acc.num_processes]
         local = sum(len(x[1]) for x in mine)
-        total = int(acc.gather(torch.tensor([local], device=acc.device)).sum())
+        total = self.world_sum(labels=local)["labels"]
         bce = []
 
         def loss_of(_: int) -> torch.Tensor:

@@ -140,7 +140,7 @@ class SFTTrainer(Trainer):
         batches = [collate([[self.examples[k] for k in row] for row in mb], self.tokenizer.pad_token_id,
                            share_prefix=not cfg.pack) for mb in micro]
         local = sum(n_targets(x) for x in batches)
-        total = int(acc.gather(torch.tensor([local], device=acc.device)).sum())
+        total = self.world_sum(targets=local)["targets"]
         loss_sums = []
 
         def loss_of(j: int) -> torch.Tensor:
