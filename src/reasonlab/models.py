@@ -327,6 +327,16 @@ def cache_kwarg(model) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def keep_every_key(model) -> dict:
+    """Forward kwargs for a prefix pass whose K/V will be reused: an empty cache of ours (no
+    config), which keeps every key. The one transformers makes itself gives a sliding-window
+    layer only its last ``window - 1`` keys, so a prompt longer than that would lose its start
+    (the masks of the continuation apply the windows)."""
+    from transformers import DynamicCache
+
+    return {cache_kwarg(model): DynamicCache()}
+
+
 def save(model, tokenizer, path: str | Path, *, merge_lora: bool = True) -> Path:
     """Save in plain HF format, atomically (temp dir + rename). LoRA is merged into a copy, so
     the result loads with ``AutoModelForCausalLM.from_pretrained`` and no peft."""

@@ -9,9 +9,9 @@ policy updates with the registered policy loss (``algos.losses``), each token's 
 by the importance-sampling correction (``algos.correction``), gradient-accumulated over
 micro-batches whose normaliser is the whole batch's (``Trainer.accumulate``). The loop,
 checkpoints and resume are the training core's (``train/core.py``); this file is only the step.
-Under ``accelerate launch`` each process samples ``prompts_per_step`` prompts of its own and accelerate reduces
-gradients (DDP, DeepSpeed ZeRO-1/2; FSDP and ZeRO-3 are refused, ``refuse_sharded``); nothing
-here is a home-made distributed layer.
+Under ``accelerate launch`` each process samples ``prompts_per_step`` prompts of its own and
+accelerate reduces gradients (DDP, DeepSpeed ZeRO-1/2; FSDP and ZeRO-3 are refused,
+``refuse_sharded``); nothing here is a home-made distributed layer.
 
 Departures from TRL's GRPOTrainer: completions are sampled by our sampler from a bf16 copy
 of the weights refreshed after every optimizer step (exactly on-policy up to bf16 rounding);

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reasonlab.models import cache_kwarg
+from reasonlab.models import cache_kwarg, keep_every_key
 from reasonlab.tensors import pad
 from reasonlab.train import fused_forward
 
@@ -82,10 +82,8 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     re-running it G times dominates the cost. Here the U distinct prompts go through the model
     once (with gradient), their K/V are repeated for the rows that share them, and the
     completions attend to that cache. The gradient is exact: it flows back through the shared
-    K/V into the single prompt pass. Returns (logp (B, C), entropy or None, mask (B, C)).
-    The prompt pass gets an empty cache of ours (no config): it keeps every key, where the one
-    transformers makes itself keeps a sliding-window layer's last ``window - 1`` only, which
-    loses the start of a prompt longer than that (the masks apply the windows).
+    K/V into the single prompt pass (``keep_every_key``: sliding windows are applied by the
+    masks). Returns (logp (B, C), entropy or None, mask (B, C)).
     """
     from transformers import DynamicCache
 
@@ -110,7 +108,7 @@ def shared_prefix_logprobs(model, prompts: list[tuple[int, ...]], completions: l
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
         out_p = model(input_ids=ids_p.to(device), attention_mask=attn_p.to(device),
                       position_ids=pos_p.to(device), use_cache=True, logits_to_keep=1,
-                      **{cache_kwarg(model): DynamicCache()})
+                      **keep_every_key(model))
         r = rows.to(device)
         past = getattr(out_p, "cache", None) or out_p.past_key_values
         cache = DynamicCache(ddp_cache_data=[(layer.keys.index_select(0, r), layer.values.index_select(0, r))

@@ -140,7 +140,9 @@ class SFTTrainer(Trainer):
         batches = [collate([[self.examples[k] for k in row] for row in mb], self.tokenizer.pad_token_id,
                            share_prefix=not cfg.pack) for mb in micro]
         local = sum(n_targets(x) for x in batches)
-        total = self.world_sum(targets=local)["targets"]
+        seen = self.world_sum(targets=local, row_tokens=sum(int(x["input_ids"].numel()) for x in batches),
+                              rows=len(rows))  # every process's, one gather
+        total = seen.pop("targets")
         loss_sums = []
 
         def loss_of(j: int) -> torch.Tensor:
@@ -150,7 +152,6 @@ class SFTTrainer(Trainer):
 
         self.accumulate(len(batches), loss_of)
         grad_norm = self.optimizer_step()
-        seen = self.world_sum(row_tokens=sum(int(x["input_ids"].numel()) for x in batches), rows=len(rows))
         return {"epoch": epoch, "loss": sum(loss_sums) / max(local, 1), "target_tokens": total,
                 **seen, "grad_norm": grad_norm,
                 "dropped_too_long": self.stats.too_long, "bad_rows_skipped": self.stats.bad_rows}

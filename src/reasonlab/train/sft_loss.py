@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reasonlab.models import cache_kwarg
+from reasonlab.models import cache_kwarg, keep_every_key
 from reasonlab.train import fused_forward
 from reasonlab.train.sft_data import IGNORE
 
@@ -60,15 +60,13 @@ def sft_loss(model, batch: dict[str, torch.Tensor], autocast_dtype: torch.dtype 
 
 def _prefix_cache(model, prefix: torch.Tensor, rows: int):
     """K/V of the shared prefix (1, P), run once with gradient and repeated for ``rows`` rows;
-    the gradient of every row flows back through the repeat into the one prefix pass. The cache
-    is passed in empty (no config), so it keeps every key: one transformers makes itself gives a
-    sliding-window layer only its last ``window - 1`` keys, and the rows would lose the prefix's
-    start (the mask applies the windows)."""
+    the gradient of every row flows back through the repeat into the one prefix pass, whose
+    cache keeps every key (``keep_every_key``)."""
     from transformers import DynamicCache
 
     P = prefix.shape[1]
     out = model(input_ids=prefix, position_ids=torch.arange(P, device=prefix.device)[None], use_cache=True,
-                logits_to_keep=torch.zeros_like(prefix, dtype=torch.bool), **{cache_kwarg(model): DynamicCache()})
+                logits_to_keep=torch.zeros_like(prefix, dtype=torch.bool), **keep_every_key(model))
     past = getattr(out, "cache", None) or out.past_key_values
     return DynamicCache(ddp_cache_data=[(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
                                         for layer in past.layers])
