@@ -35,7 +35,7 @@ def test_evaluate_resumes_without_redoing_problems(tmp_path, toy_task, scripted)
     params = SamplingParams(n=2)
     first = scripted(answer_right_on_even_samples)
     evaluate(first, toy_task, toy_task.load(limit=4), prompt_format="plain", params=params,
-             out_dir=tmp_path, progress=False)
+             out_dir=tmp_path, chunk_problems=8, progress=False)  # recorded: the resume keeps it
     # a crash mid-write leaves a torn line; it must be dropped, not crash the resume
     with (tmp_path / "samples.jsonl").open("a") as f:
         f.write('{"problem_id": "toy/9", "sampl')
@@ -185,3 +185,17 @@ def test_a_failed_start_does_not_lock_the_run_dir(tmp_path):
     (tmp_path / "samples.jsonl").write_text('{"problem_id": "a", "sample_index": 0}\n')
     with pytest.raises(DataError, match="model='smollm2-135m', not 'other'"):
         open_run(tmp_path, {"model": "other", "task": "arith"}, 1)
+
+
+@pytest.mark.parametrize("n, calls", [(1, 2), (4, 7), (16, 13)])
+def test_default_unit_is_about_64_rows(tmp_path, scripted, n, calls):
+    """100 problems: one generate call per 64 problems at n=1 (rows, not problems, set the
+    batch), per 16 at n=4, and never fewer than 8 problems (n=16: 128 rows a call)."""
+    from conftest import ToyTask
+
+    gen = scripted(answer_right_on_even_samples)
+    task = ToyTask(size=100)
+    evaluate(gen, task, task.load(), prompt_format="plain", params=SamplingParams(n=n),
+             out_dir=tmp_path, progress=False)
+    assert gen.calls == calls
+    assert json.loads((tmp_path / "run.json").read_text())["chunk_problems"] == {1: 64, 4: 16, 16: 8}[n]

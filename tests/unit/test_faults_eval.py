@@ -25,8 +25,8 @@ from reasonlab.cli.main import app
 from tiny_model_dir import save_tiny_model
 
 FAULT_RUN = str(Path(__file__).parents[1] / "support" / "fault_run.py")
-COMMON = ["--task", "arith", "--limit", "24", "--temperature", "1.0", "--max-new-tokens", "8",
-          "--dtype", "fp32", "--seed", "3"]  # 24 problems: 3 generate calls per block of samples
+COMMON = ["--task", "arith", "--limit", "96", "--temperature", "1.0", "--max-new-tokens", "8",
+          "--dtype", "fp32", "--seed", "3"]  # 96 problems; n=2 makes units of 32: 3 generate calls a block
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 class PlainTransformers:
     name = "transformers"
 
-    def __init__(self, model: str, batch_size: int = 32, dtype: str = "fp32"):
+    def __init__(self, model: str, batch_size: int = 64, dtype: str = "fp32"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from reasonlab.models import resolve

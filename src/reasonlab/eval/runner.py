@@ -9,7 +9,9 @@ What a re-run with the same ``out_dir`` promises:
   mid-write) is cut off. A malformed line before the end is damage, not a crash: refused, naming
   ``file:line``.
 - Exactness. Samples are made in fixed units: a chunk of ``chunk_problems`` consecutive problems
-  (the value recorded in run.json by the first run) times a block of sample indices. The blocks come from the history of ``n`` (n=2, then n=4:
+  (the value recorded in run.json by the first run: by default ``unit_problems(n)``, enough
+  problems for about 64 rows, since a unit is one generate call and the backends run far faster
+  at batch 64 than at 8) times a block of sample indices. The blocks come from the history of ``n`` (n=2, then n=4:
   blocks [0, 2) and [2, 4)); each unit is generated with the same prompts and seed whatever
   happened before, and a unit cut short by a kill is generated again whole, keeping only its
   missing samples. So with a deterministic backend a run killed anywhere and resumed ends with
@@ -46,7 +48,7 @@ Samples = dict[str, dict[int, dict]]  # problem id -> sample index -> row
 
 def evaluate(generator, task, problems: list[Problem], *, prompt_format: str,
              params: SamplingParams, out_dir: str | Path, model_name: str = "",
-             chunk_problems: int = 8, progress: bool = True,
+             chunk_problems: int | None = None, progress: bool = True,
              settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate ``problems`` with ``params.n`` samples each; returns the summary dict.
 
@@ -112,6 +114,15 @@ def _generate_unit(generator, task, chunk: list[Problem], lo: int, hi: int, have
     return rows
 
 
+UNIT_ROWS = 64  # rows per generate call the default chunk aims at
+
+
+def unit_problems(n: int) -> int:
+    """Problems per unit for ``n`` samples each: about ``UNIT_ROWS`` rows, never fewer than 8
+    problems (the unit of runs made before this default)."""
+    return max(8, UNIT_ROWS // max(1, n))
+
+
 def run_settings(task: str, model: str, prompt_format: str, params: SamplingParams,
                  **extra: Any) -> dict[str, Any]:
     """What must match for two runs' samples to be summarised together (everything but ``n``),
@@ -123,7 +134,7 @@ def run_settings(task: str, model: str, prompt_format: str, params: SamplingPara
     return json.loads(json.dumps(settings))
 
 
-def open_run(out_dir: str | Path, settings: dict[str, Any], n: int, chunk_problems: int = 8) -> dict:
+def open_run(out_dir: str | Path, settings: dict[str, Any], n: int, chunk_problems: int | None = None) -> dict:
     """Check ``out_dir`` is writable and matches ``settings``; record them in run.json.
 
     Cheap and model-free, so the CLI calls it before loading anything. Raises DataError naming
@@ -139,7 +150,7 @@ def open_run(out_dir: str | Path, settings: dict[str, Any], n: int, chunk_proble
         if has_samples:
             raise DataError(f"{path}: missing or unreadable, so the settings that made {samples.name} "
                             f"are unknown; use another --out to start fresh")
-        record = {"settings": settings, "n_blocks": [n], "chunk_problems": chunk_problems}
+        record = {"settings": settings, "n_blocks": [n], "chunk_problems": chunk_problems or unit_problems(n)}
     else:
         old = record["settings"]
         for key in list(old) + [k for k in settings if k not in old]:
