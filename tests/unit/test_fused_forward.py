@@ -201,7 +201,9 @@ def test_sft_transformers_fallback_keeps_a_shared_prefix_longer_than_a_sliding_w
     assert shared.item() == pytest.approx(whole.item(), rel=1e-5)
 
 
-def test_bf16_is_close_to_transformers_autocast():
+@pytest.mark.parametrize("sdpa", [None, True])  # bf16's default (batched matmuls) and SDPA's kernel
+def test_bf16_is_close_to_transformers_autocast(sdpa, monkeypatch):
+    monkeypatch.setattr(fused_forward, "SDPA", sdpa)
     model = build("smollm2").train()
     ref, _, mask = shared_prefix_logprobs(model, PROMPTS, COMPS, 0, torch.bfloat16, fused=False)
     ours, _, _ = shared_prefix_logprobs(model, PROMPTS, COMPS, 0, torch.bfloat16)
