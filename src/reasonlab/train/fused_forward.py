@@ -17,8 +17,8 @@ work, padding. Here:
   padded (sequences, T) layout (``Layout``), index tensors built once per forward;
 - q/k/v and gate/up are one GEMM each (their weights concatenated, a differentiable ``cat``),
   norms are ``F.rms_norm``, RoPE is three ops (``x cos + roll(x) sin``, the sign folded in);
-  attention runs on the padded layout, through SDPA's CPU flash kernel in fp32 and explicit
-  batched matmuls + softmax in bf16 (each measured the faster there, for ~150-token sequences);
+  attention runs on the padded layout, through SDPA's flash kernel, except for bf16 on a CPU:
+  explicit batched matmuls + softmax (each measured the faster there, ~150-token sequences);
 - a shared prefix (GRPO's prompt, SFT's header) runs once; the rows that share it attend to its
   K/V gathered into their key slots, so the gradient flows back into the one prefix pass, exact;
 - the vocabulary log-softmax runs only on the positions that predict a real token, and
@@ -26,7 +26,7 @@ work, padding. Here:
   backward and the entropy, instead of log-softmax's output, an exp of it and their product;
 - in bf16 (machines with native bf16) each weight is cast once per forward, the residual stream
   and norms stay fp32, matmuls, RoPE and attention run bf16. In fp32 nothing is cast. (Only the
-  fp32 path was timed when this was written; BENCHMARKS.md has both.)
+  BENCHMARKS.md times both.)
 
 Falls back (one warning per model, then transformers' forward) for any model ``describe``
 refuses, a DDP-wrapped model (calling the inner module would bypass DDP's gradient sync),
@@ -48,14 +48,18 @@ from reasonlab.models import base_model
 
 ENABLED = True  # False: transformers' forward wherever ``fused`` is left unset (benchmarks compare the two)
 # attention through F.scaled_dot_product_attention (CPU flash kernel, forward and backward), or
-# baddbmm + softmax + bmm. None picks by compute dtype: SDPA in fp32 (bmm measured 1.1-1.2x slower
-# for the update on a 2-core AVX2 EPYC), bmm in bf16 (the flash backward took a quarter of the bf16
-# update on an AVX-512 EPYC; bmm made the update 0.92 of SDPA's time there). True/False force one.
+# baddbmm + softmax + bmm. None picks: bmm for bf16 on a CPU (the flash backward took a quarter of
+# the bf16 update on an AVX-512 EPYC; bmm made the update 0.92 of SDPA's time there), SDPA anywhere
+# else (in fp32 bmm measured 1.1-1.2x slower for the update on a 2-core AVX2 EPYC; GPUs have their
+# own flash kernels). True/False force one.
 SDPA: bool | None = None
 
 
-def _sdpa(dtype: torch.dtype) -> bool:
-    return dtype == torch.float32 if SDPA is None else SDPA
+def _sdpa(t: torch.Tensor) -> bool:
+    """Whether attention over tensors like ``t`` (the compute dtype, the device) runs SDPA."""
+    if SDPA is not None:
+        return SDPA
+    return not (t.dtype == torch.bfloat16 and t.device.type == "cpu")
 
 
 @dataclass(frozen=True)
@@ -278,7 +282,7 @@ def _biases(lay: Layout, windows: set, p: Plan, dtype, dev) -> dict:
 def _expand(bias: torch.Tensor, p: Plan) -> torch.Tensor:
     """(G, T, S) -> (G * nkv, g * T, S): one mask per (sequence, kv head), the group's query
     heads stacked along T (the layout ``_attend`` multiplies in); (G, 1, T, S) for SDPA."""
-    if _sdpa(bias.dtype):
+    if _sdpa(bias):
         return bias[:, None]
     G, T, S = bias.shape
     g = p.nh // p.nkv
@@ -415,7 +419,7 @@ def _attend(q, k, v, bias, p: Plan) -> torch.Tensor:
     G, T, _ = q.shape
     S, nh, nkv, hd = k.shape[1], p.nh, p.nkv, p.hd
     g = nh // nkv
-    if _sdpa(q.dtype):
+    if _sdpa(q):
         o = F.scaled_dot_product_attention(q.view(G, T, nh, hd).transpose(1, 2), k.view(G, S, nkv, hd).transpose(1, 2),
                                            v.view(G, S, nkv, hd).transpose(1, 2), attn_mask=bias,
                                            scale=p.scale, enable_gqa=True)
