@@ -11,10 +11,10 @@ What a re-run with the same ``out_dir`` promises:
 - Exactness. Samples are made in fixed units: a chunk of ``chunk_problems`` consecutive problems
   (the value recorded in run.json by the first run: by default ``unit_problems(n)``, enough
   problems for about 64 rows, since a unit is one generate call and the backends run far faster
-  at batch 64 than at 8) times a block of sample indices. The blocks come from the history of ``n`` (n=2, then n=4:
-  blocks [0, 2) and [2, 4)); each unit is generated with the same prompts and seed whatever
-  happened before, and a unit cut short by a kill is generated again whole, keeping only its
-  missing samples. So with a deterministic backend a run killed anywhere and resumed ends with
+  at batch 64 than at 8) times a block of sample indices. The blocks come from the history of
+  ``n`` (n=2, then n=4: blocks [0, 2) and [2, 4)); each unit is generated with the same prompts
+  and seed whatever happened before, and a unit cut short by a kill is generated again whole,
+  keeping only its missing samples. So with a deterministic backend a run killed anywhere and resumed ends with
   the same samples as an uninterrupted one. (Changing the problem list, e.g. ``limit``, changes
   which problems share a chunk: allowed, since problems are keyed by id, but not exact.)
 - Extension. A larger ``n`` adds a block with its own seed (derived from the block start), so
