@@ -241,6 +241,50 @@ def test_token_logprobs_match_log_softmax_in_value_and_gradient():
     torch.testing.assert_close(gz, gz_ref)
 
 
+def _head_case(frozen_head: bool = False):
+    model = tiny_llama()
+    p = fused_forward.plan(model)
+    model.lm_head.weight.requires_grad_(not frozen_head)
+    h = torch.randn(11, model.config.hidden_size, requires_grad=True)
+    tok = torch.randint(0, model.config.vocab_size, (11,))
+    return model, p, h, tok
+
+
+@pytest.mark.parametrize("frozen_head", [False, True])
+def test_head_logprobs_equal_logits_then_log_softmax_across_chunks(frozen_head, monkeypatch):
+    """The chunked LM head + softmax (``_HeadLogProb``: 11 rows in chunks of 3, the last short)
+    gives the log-probs, entropy and gradients of the plain (K, V) logits path, in fp32."""
+    model, p, h, tok = _head_case(frozen_head)
+    monkeypatch.setattr(fused_forward, "CHUNK_ELEMENTS", 3 * model.config.vocab_size)
+    g = torch.randn(11)
+    ours, ent = fused_forward.head_logprobs(model, p, h, tok, torch.float32, TEMP, with_entropy=True)
+    wanted = [h] + ([] if frozen_head else [model.lm_head.weight])
+    grads = torch.autograd.grad((ours * g).sum(), wanted)
+    ref_all = F.log_softmax(model.lm_head(h) / TEMP, -1)
+    ref = ref_all.gather(-1, tok[:, None]).squeeze(-1)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ent, -(ref_all.exp() * ref_all).sum(-1).detach())
+    for ours_g, ref_g in zip(grads, torch.autograd.grad((ref * g).sum(), wanted)):
+        torch.testing.assert_close(ours_g, ref_g)
+    assert not ent.requires_grad
+
+
+def test_head_logprobs_refuse_a_second_backward():
+    model, p, h, tok = _head_case()
+    lp, _ = fused_forward.head_logprobs(model, p, h, tok, torch.float32)
+    lp.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward ran twice"):
+        lp.sum().backward()
+
+
+def test_head_logprobs_bf16_is_close_to_fp32():
+    model, p, h, tok = _head_case()
+    lp32, _ = fused_forward.head_logprobs(model, p, h, tok, torch.float32)
+    lp16, _ = fused_forward.head_logprobs(model, p, h, tok, torch.bfloat16)
+    assert lp16.dtype == torch.float32
+    torch.testing.assert_close(lp16, lp32, atol=0.05, rtol=0.02)
+
+
 @pytest.mark.parametrize("family", ["mistral", "gemma3"])
 def test_explicit_matmul_attention_equals_transformers_too(family, monkeypatch):
     """The baddbmm + softmax + bmm attention (``SDPA = False``) is exact as well."""

@@ -42,7 +42,8 @@ def test_loss_sum_and_gradient_match_full_vocab_cross_entropy():
 
 
 def test_lm_head_runs_only_on_target_positions(monkeypatch):
-    """transformers' forward (``logits_to_keep``) and the fused one both build (targets, V) logits."""
+    """transformers' forward (``logits_to_keep``) and the fused one both run the LM head on the
+    target positions only: (targets, V)."""
     from reasonlab.train import fused_forward
 
     model, batch = tiny_llama(), _batch()
@@ -52,8 +53,13 @@ def test_lm_head_runs_only_on_target_positions(monkeypatch):
         _, n = sft_loss(model, batch, fused=False)
     finally:
         hook.remove()
-    real = fused_forward.logits
-    monkeypatch.setattr(fused_forward, "logits", lambda *a: shapes.append(tuple(real(*a).shape)) or real(*a))
+    real = fused_forward.head_logprobs  # the fused path's LM head: (rows of hidden, V)
+
+    def head(model, p, hidden, *a, **k):
+        shapes.append((hidden.shape[0], model.lm_head.weight.shape[0]))
+        return real(model, p, hidden, *a, **k)
+
+    monkeypatch.setattr(fused_forward, "head_logprobs", head)
     sft_loss(model, batch)
     assert shapes == [(n, model.config.vocab_size)] * 2
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
-from reasonlab import models
+from reasonlab import allocator, models
 from reasonlab.config import ConfigError, dump_yaml, require, to_dict
 from reasonlab.eval.progress import progress_bar
 from reasonlab.io import append_jsonl, atomic_write_jsonl, check_writable_dir
@@ -101,6 +101,7 @@ class Trainer:
     def __init__(self, cfg, out_dir: str | Path, model=None, tokenizer=None, prompt_format: str | None = None):
         from accelerate import Accelerator
 
+        allocator.keep_freed_memory()  # large training tensors, no page faults per micro-batch
         self.cfg, self.out = cfg, Path(out_dir)
         # the schedule steps once per trainer step; by default accelerate would step it once per
         # process (it assumes a dataloader whose length shrank with the world size)

@@ -414,7 +414,9 @@ def _attention(qk, v, p: Plan, ctx: _Attn, biases):
 def _attend(q, k, v, bias, p: Plan) -> torch.Tensor:
     """Grouped-query attention of one group: q (G, T, nh hd), k, v (G, S, nkv hd) -> (G T, nh hd).
     Each (sequence, kv head) is one matmul over its g query heads stacked along T, K/V not
-    repeated; ``baddbmm`` adds scale and mask in the same op. The softmax runs fp32. Where
+    repeated; ``baddbmm`` adds scale and mask in the same op. The softmax reads and writes the
+    compute dtype (torch's CPU kernel accumulates in fp32 inside; casting the scores to fp32 and
+    back cost four copies of a (G nkv, g T, S) tensor, forward and backward). Where
     ``_sdpa``, torch's CPU flash kernel instead (GQA without repeating K/V too)."""
     G, T, _ = q.shape
     S, nh, nkv, hd = k.shape[1], p.nh, p.nkv, p.hd
@@ -427,7 +429,7 @@ def _attend(q, k, v, bias, p: Plan) -> torch.Tensor:
     qg = q.view(G, T, nkv, g, hd).permute(0, 2, 3, 1, 4).reshape(G * nkv, g * T, hd)
     kt = k.view(G, S, nkv, hd).permute(0, 2, 3, 1).reshape(G * nkv, hd, S)
     scores = torch.baddbmm(bias, qg, kt, alpha=p.scale)
-    probs = scores.softmax(-1, dtype=torch.float32).to(v.dtype)
+    probs = scores.softmax(-1)
     o = torch.bmm(probs, v.view(G, S, nkv, hd).permute(0, 2, 1, 3).reshape(G * nkv, S, hd))
     return o.view(G, nkv, g, T, hd).permute(0, 3, 1, 2, 4).reshape(G * T, nh * hd)
 
@@ -438,6 +440,76 @@ def logits(model, p: Plan, hidden: torch.Tensor, dtype: torch.dtype) -> torch.Te
     z = Proj([m.lm_head], dtype)(hidden.to(dtype)).float()
     cap = p.arch.final_softcap
     return z if cap is None else torch.tanh(z / cap) * cap
+
+
+def head_logprobs(model, p: Plan, hidden: torch.Tensor, tok: torch.Tensor, dtype: torch.dtype,
+                  temperature: float = 1.0, with_entropy: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log p(tok) (K,), entropy (K,) or None) from final hidden states (K, H): the LM head and the
+    vocabulary softmax in one step, ``_HeadLogProb`` (row chunks, no fp32 (K, V) tensor). An LM
+    head with LoRA adapters or a bias, and a softcapped head (Gemma), go through ``logits`` +
+    ``token_logprobs`` instead (same values and gradients, more memory traffic)."""
+    head = base_model(model).lm_head
+    if p.arch.final_softcap is not None or hasattr(head, "base_layer") or head.bias is not None:
+        return token_logprobs(logits(model, p, hidden, dtype), tok, temperature, with_entropy)
+    picked, ent = _HeadLogProb.apply(hidden.to(dtype), head.weight.to(dtype), tok, temperature, with_entropy)
+    return picked, (ent if with_entropy else None)
+
+
+class _HeadLogProb(torch.autograd.Function):
+    """log softmax(h W^T / T)[tok] and, with no gradient, the entropy, chunk by chunk over rows.
+
+    Each chunk's logits are small enough (``CHUNK_ELEMENTS``) to stay in cache while they are
+    cast to fp32, exponentiated, summed and normalised; only the probabilities are kept, in the
+    compute dtype (the gradient they make is cast to it before its matmuls anyway), plus the
+    picked token's probability in fp32 so that 1 - p keeps its precision for confident tokens.
+    The (K, V) fp32 logits of ``logits`` + ``token_logprobs`` (and their casts, shifts, products:
+    each a pass over hundreds of MB, freshly allocated) never exist. The backward turns the kept
+    probabilities into the logits' gradient in place, so it runs once (no ``retain_graph``)."""
+
+    @staticmethod
+    def forward(ctx, h, w, tok, temperature, want_entropy):
+        K, V = h.shape[0], w.shape[0]
+        probs = h.new_empty(K, V)
+        picked, ent, ptok = (h.new_empty(K, dtype=torch.float32) for _ in range(3))
+        rows = max(1, CHUNK_ELEMENTS // V)
+        for a in range(0, K, rows):
+            z = torch.mm(h[a:a + rows], w.t()).float()
+            if temperature != 1.0:
+                z.div_(temperature)
+            t = tok[a:a + rows, None]
+            zmax = z.amax(-1, keepdim=True)
+            e = torch.sub(z, zmax).exp_()
+            total = e.sum(-1, keepdim=True)
+            e.div_(total)
+            lse = zmax + total.log()
+            picked[a:a + rows] = (z.gather(-1, t) - lse).squeeze(-1)
+            ptok[a:a + rows] = e.gather(-1, t).squeeze(-1)
+            if want_entropy:
+                ent[a:a + rows] = lse.squeeze(-1) - torch.bmm(e[:, None], z[:, :, None]).view(-1)
+            probs[a:a + rows] = e
+        ctx.save_for_backward(h, w, tok, probs, ptok)
+        ctx.temperature, ctx.spent = temperature, False
+        ctx.mark_non_differentiable(ent)
+        return picked, ent
+
+    @staticmethod
+    def backward(ctx, grad, _):
+        if ctx.spent:
+            raise RuntimeError("_HeadLogProb: backward ran twice (its probabilities are consumed in place)")
+        ctx.spent = True
+        h, w, tok, probs, ptok = ctx.saved_tensors
+        g = grad.float() / ctx.temperature  # d logp / dz = (onehot - p) / T
+        gz = probs.mul_(-g.to(probs.dtype)[:, None])
+        gz.scatter_(-1, tok[:, None], (g * (1 - ptok)).to(gz.dtype)[:, None])
+        gh = gz @ w if ctx.needs_input_grad[0] else None
+        gw = gz.t() @ h if ctx.needs_input_grad[1] else None
+        return gh, gw, None, None, None
+
+
+# logits per chunk of ``_HeadLogProb``: 4M fp32 values (16 MB), under glibc's 32 MB mmap
+# threshold, so a chunk's buffers are reused from the heap rather than page-faulted in afresh
+CHUNK_ELEMENTS = 1 << 22
 
 
 class _PickedLogProb(torch.autograd.Function):

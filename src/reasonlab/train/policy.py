@@ -158,8 +158,7 @@ def _fused_logprobs(model, p, prompts, completions, autocast_dtype, with_entropy
         return logp, (zeros.clone() if with_entropy else None), mask
     hidden = fused_forward.final_hidden(model, p, lay, torch.tensor(keep), dtype)
     tok = torch.tensor([t for c in rows for t in c], device=device)
-    picked, ent = fused_forward.token_logprobs(fused_forward.logits(model, p, hidden, dtype), tok, temperature,
-                                               with_entropy)
+    picked, ent = fused_forward.head_logprobs(model, p, hidden, tok, dtype, temperature, with_entropy)
     real = mask.bool()
     return (zeros.masked_scatter(real, picked), None if ent is None else zeros.masked_scatter(real, ent), mask)
 

@@ -101,6 +101,6 @@ def _fused_loss(model, p, batch: dict[str, torch.Tensor], autocast_dtype) -> tup
     n = int(keep_t.numel())
     if n == 0:
         return sum(q.sum() for q in model.parameters()) * 0.0, 0
-    z = fused_forward.logits(model, p, fused_forward.final_hidden(model, p, lay, keep_t, dtype), dtype)
-    picked, _ = fused_forward.token_logprobs(z, tok_t.to(device))
+    hidden = fused_forward.final_hidden(model, p, lay, keep_t, dtype)
+    picked, _ = fused_forward.head_logprobs(model, p, hidden, tok_t.to(device), dtype)
     return -picked.sum(), n
