@@ -21,9 +21,9 @@ work, padding. Here:
   explicit batched matmuls + softmax (each measured the faster there, ~150-token sequences);
 - a shared prefix (GRPO's prompt, SFT's header) runs once; the rows that share it attend to its
   K/V gathered into their key slots, so the gradient flows back into the one prefix pass, exact;
-- the vocabulary log-softmax runs only on the positions that predict a real token, and
-  ``_PickedLogProb`` keeps one (N, V) tensor (the probabilities) for the picked log-prob, its
-  backward and the entropy, instead of log-softmax's output, an exp of it and their product;
+- the LM head and the vocabulary log-softmax run only on the positions that predict a real token,
+  in row chunks that stay in cache (``_HeadLogProb``): one (N, V) tensor, the probabilities in the
+  compute dtype, serves the picked log-prob's backward, and the entropy comes from each chunk;
 - in bf16 (machines with native bf16) each weight is cast once per forward, the residual stream
   and norms stay fp32, matmuls, RoPE and attention run bf16. In fp32 nothing is cast. (Only the
   BENCHMARKS.md times both.)
