@@ -85,3 +85,14 @@ def tiny_dir(tmp_path_factory):
     from tiny_model_dir import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def free_port() -> str:
+    """A TCP port nothing listens on now, for torch.distributed's rendezvous (a fixed port can
+    still be held by the previous run's processes)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])

@@ -172,7 +172,7 @@ with open(f"{sys.argv[2]}/rank{t.acc.process_index}.json", "w") as f:
 """
 
 
-def test_two_process_ddp_step(tmp_path, tiny_dir):
+def test_two_process_ddp_step(tmp_path, tiny_dir, free_port):
     """Both processes end with the same weights, and the schedule advances once per step (not
     once per process, accelerate's default): after step 1 of 2 a linear decay is at half."""
     script = tmp_path / "ddp.py"
@@ -183,7 +183,7 @@ def test_two_process_ddp_step(tmp_path, tiny_dir):
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_port", "29517", str(script), cfg, str(out)],
+                        "--master_port", free_port, str(script), cfg, str(out)],
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))

@@ -136,14 +136,14 @@ with open(f"{sys.argv[2]}/rank{t.acc.process_index}.json", "w") as f:
 """
 
 
-def test_two_process_ddp(tmp_path, tiny_dir, data):
+def test_two_process_ddp(tmp_path, tiny_dir, data, free_port):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "run"
     out.mkdir()
     c = json.dumps(cfg(tiny_dir, data, epochs=1, max_steps=2, save_every=0))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_port", "29531", str(script), c, str(out)],
+                        "--master_port", free_port, str(script), c, str(out)],
                        capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
