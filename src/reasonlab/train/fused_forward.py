@@ -456,6 +456,19 @@ def head_logprobs(model, p: Plan, hidden: torch.Tensor, tok: torch.Tensor, dtype
     return picked, (ent if with_entropy else None)
 
 
+def _softmax_picked(z: torch.Tensor, tok: torch.Tensor, want_entropy: bool):
+    """(softmax(z), log softmax(z)[tok], entropy or None) of fp32 logits z (K, V), tok (K,):
+    one (K, V) tensor written (the probabilities), the entropy from it and z."""
+    zmax = z.amax(-1, keepdim=True)
+    probs = torch.sub(z, zmax).exp_()
+    total = probs.sum(-1, keepdim=True)
+    probs.div_(total)
+    lse = (zmax + total.log()).squeeze(-1)
+    picked = z.gather(-1, tok[:, None]).squeeze(-1) - lse
+    ent = lse - torch.bmm(probs[:, None], z[:, :, None]).view(-1) if want_entropy else None
+    return probs, picked, ent
+
+
 class _HeadLogProb(torch.autograd.Function):
     """log softmax(h W^T / T)[tok] and, with no gradient, the entropy, chunk by chunk over rows.
 
@@ -471,22 +484,18 @@ class _HeadLogProb(torch.autograd.Function):
     def forward(ctx, h, w, tok, temperature, want_entropy):
         K, V = h.shape[0], w.shape[0]
         probs = h.new_empty(K, V)
-        picked, ent, ptok = (h.new_empty(K, dtype=torch.float32) for _ in range(3))
+        picked, ptok = h.new_empty(K, dtype=torch.float32), h.new_empty(K, dtype=torch.float32)
+        ent = h.new_empty(K if want_entropy else 0, dtype=torch.float32)
         rows = max(1, CHUNK_ELEMENTS // V)
         for a in range(0, K, rows):
             z = torch.mm(h[a:a + rows], w.t()).float()
             if temperature != 1.0:
                 z.div_(temperature)
-            t = tok[a:a + rows, None]
-            zmax = z.amax(-1, keepdim=True)
-            e = torch.sub(z, zmax).exp_()
-            total = e.sum(-1, keepdim=True)
-            e.div_(total)
-            lse = zmax + total.log()
-            picked[a:a + rows] = (z.gather(-1, t) - lse).squeeze(-1)
-            ptok[a:a + rows] = e.gather(-1, t).squeeze(-1)
+            t = tok[a:a + rows]
+            e, picked[a:a + rows], chunk_ent = _softmax_picked(z, t, want_entropy)
+            ptok[a:a + rows] = e.gather(-1, t[:, None]).squeeze(-1)
             if want_entropy:
-                ent[a:a + rows] = lse.squeeze(-1) - torch.bmm(e[:, None], z[:, :, None]).view(-1)
+                ent[a:a + rows] = chunk_ent
             probs[a:a + rows] = e
         ctx.save_for_backward(h, w, tok, probs, ptok)
         ctx.temperature, ctx.spent = temperature, False
@@ -518,14 +527,9 @@ class _PickedLogProb(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, tok, want_entropy):
-        zmax = z.amax(-1, keepdim=True)
-        probs = torch.sub(z, zmax).exp_()
-        total = probs.sum(-1, keepdim=True)
-        probs.div_(total)
-        lse = (zmax + total.log()).squeeze(-1)
-        picked = z.gather(-1, tok[:, None]).squeeze(-1) - lse
+        probs, picked, ent = _softmax_picked(z, tok, want_entropy)
         ctx.save_for_backward(probs, tok)
-        ent = lse - torch.bmm(probs[:, None], z[:, :, None]).view(-1) if want_entropy else lse.new_zeros(0)
+        ent = ent if want_entropy else picked.new_zeros(0)
         ctx.mark_non_differentiable(ent)
         return picked, ent
 
