@@ -71,6 +71,15 @@ def test_checkpoint_chat_template_reproduces_the_trained_prompt(tmp_path, tiny_d
         tok(prompts.render_chat(tok, prompts.build(p, "r1")), add_special_tokens=False)["input_ids"])
 
 
+def test_optimizer_is_the_fused_adamw_on_cpu(tmp_path, tiny_dir):
+    """One kernel per parameter (the for-loop AdamW took 5x longer on the 135M model)."""
+    from reasonlab.train.grpo import GRPOTrainer
+
+    trainer = GRPOTrainer(from_dict(GRPOConfig, grpo_cfg(tiny_dir, steps=1, save_every=0)), tmp_path)
+    opt = getattr(trainer.opt, "optimizer", trainer.opt)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True
+
+
 def test_damaged_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, tiny_dir):
     import yaml
 

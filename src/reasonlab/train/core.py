@@ -126,8 +126,11 @@ class Trainer:
         if getattr(cfg, "lora", None) is not None:
             model = models.attach_lora(model, cfg.lora)
         model.train()
+        # fused: one kernel per parameter instead of ~8 passes (0.08 s vs 0.4-0.7 s a step for
+        # 135M parameters on a 2-core CPU); transformers' Trainer defaults to it too
         opt = torch.optim.AdamW(self.param_groups(model), lr=cfg.optim.lr,
-                                weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
+                                weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas),
+                                fused=self.acc.device.type in ("cpu", "cuda") or None)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.optim, self.total_steps))
         self.model, self.opt, self.sched = self.acc.prepare(model, opt, sched)
 
