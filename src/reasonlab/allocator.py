@@ -35,5 +35,6 @@ def keep_freed_memory() -> bool:
                 mallopt = libc.mallopt
             except (OSError, AttributeError):  # musl and friends: no mallopt
                 return False
-            _done = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+            # a trim threshold of -1 never trims (mallopt(3)); the largest int would trim a free top past 2 GB
+            _done = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, -1))
     return _done
