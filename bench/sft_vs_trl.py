@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from reasonlab.models import cpu_supports_bf16, load, resolve
+from reasonlab.models import cpu_prefers_bf16, load, resolve
 from reasonlab.prompts import build
 from reasonlab.tasks.base import get_task
 from reasonlab.train.sft_data import collate, load_sft_data
@@ -147,7 +147,7 @@ def main() -> None:
                   f"{toks:.0f} tokens, {tgts:.0f} loss tokens per step", flush=True)
     med = {name: statistics.median(t) for name, t in times.items()}
     print("median step: " + "; ".join(f"{name} {m:.2f} s" for name, m in med.items()))
-    ours = "ours bf16 autocast, shared prefix" if cpu_supports_bf16() else "ours fp32, shared prefix"
+    ours = "ours bf16 autocast, shared prefix" if cpu_prefers_bf16() else "ours fp32, shared prefix"
     print(f"ours fp32 vs TRL fp32: {med['TRL fp32'] / med['ours fp32, shared prefix']:.1f}x; "
           f"ours bf16 vs TRL bf16: {med['TRL bf16 autocast'] / med['ours bf16 autocast, shared prefix']:.1f}x "
           f"({med['TRL bf16 autocast'] / med['ours bf16 autocast']:.1f}x without the shared prefix); "

@@ -26,6 +26,7 @@ from typing import Iterator
 
 import torch
 
+from reasonlab import cpu_dtype
 from reasonlab.io import replace_dir
 
 EMBEDDED = {
@@ -54,24 +55,24 @@ def cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 matmul (AVX512-BF16 or AMX); else bf16 is emulated
-    and slower than fp32."""
+def cpu_prefers_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls clearly faster than fp32: native bf16 instructions
+    and a once-per-machine timing, remembered in the cache dir (``cpu_dtype``)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cpu_dtype.prefers_bf16(cpuinfo, cache_dir())
 
 
 def default_dtype(device: str = "cpu") -> torch.dtype:
-    """bf16 where the hardware runs it natively, fp32 otherwise; REASONLAB_DTYPE overrides."""
+    """bf16 where the hardware runs it natively and faster, fp32 otherwise; REASONLAB_DTYPE overrides."""
     env = os.environ.get("REASONLAB_DTYPE")
     if env:
         return resolve_dtype(env)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return torch.bfloat16 if cpu_prefers_bf16() else torch.float32
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str = "cpu") -> torch.dtype:
