@@ -4,8 +4,8 @@ The instruction flags alone do not answer it. Without ``avx512_bf16`` / ``amx_bf
 emulated (slower than fp32: no measurement needed). With them it depends on the core: an
 AVX-512 AMD EPYC (Zen 4) ran a bf16 matmul at 390 GFLOP/s against 160 in fp32, while a 5th-gen
 Intel Xeon guest whose AMX is hidden (``avx512_bf16`` only) ran bf16 at 156 against 325 in fp32:
-there one ``vdpbf16ps`` issues per cycle where two fp32 FMAs do, and the casts come on top, so
-bf16 made a GRPO step 1.5x slower. So where the flags allow bf16, a short timing of both dtypes
+why is not measured (likely: fewer bf16 dot-product issues per cycle than fp32 FMAs there, plus
+the casts), but bf16 made a GRPO step 1.5x slower. So where the flags allow bf16, a short timing of both dtypes
 on a matmul of the model's size (~0.1 s) decides, and bf16 must win by ``MARGIN``; the answer is
 kept in the cache dir under this CPU's identity so every later run (a resume included) picks the
 same dtype. ``REASONLAB_DTYPE`` overrides it all (``models.default_dtype``).

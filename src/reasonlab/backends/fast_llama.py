@@ -5,7 +5,7 @@ not in matmuls. Here each layer is a handful of large ops on pre-fused weights:
 one ``qkv`` projection (q, k, v concatenated), linears pre-packed for oneDNN on CPU with the
 residual adds and the MLP's activation and gating fused into them (``linear.Linear``), a static
 pre-allocated KV cache, and grouped-query attention as two batched matmuls. Weights are copied once into the
-sampling dtype (bf16 on CPUs with native bf16) by ``FastLlama.from_weights``, from the
+sampling dtype (bf16 on CPUs where it is the faster dtype, ``cpu_dtype``) by ``FastLlama.from_weights``, from the
 ``(name, tensor)`` pairs a trainer publishes after each optimizer step (``models.full_weights``:
 HF names, LoRA merged) — the same pairs ``vllm`` loads; the forward never reads a live module.
 

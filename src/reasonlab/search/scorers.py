@@ -90,7 +90,7 @@ class RewardModelScorer:
 
     @classmethod
     def load(cls, path: str | Path, dtype: str | None = None) -> "RewardModelScorer":
-        """``dtype``: auto (bf16 on CPUs with native bf16, as for sampling) | bf16 | fp32."""
+        """``dtype``: auto (bf16 where the CPU runs it faster, as for sampling) | bf16 | fp32."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from reasonlab.models import resolve_dtype
